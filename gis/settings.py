@@ -1,0 +1,79 @@
+"""OneMap settings: one pydantic-settings class per concern, each with its env prefix.
+
+Everything a deployment changes comes from the environment (or a `.env` file); nothing is
+read at import time: `create_app(settings)` and the CLI build their settings explicitly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STORE = REPO_ROOT / "data" / "onemap.gpkg"
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the city store lives: a PostGIS URL, or a GeoPackage path (the embedded default)."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEMAP_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"gpkg:///{DEFAULT_STORE}",
+        description="postgresql://user@host/db for PostGIS, gpkg:///path/to/file.gpkg for the embedded store",
+    )
+    schema_name: str = Field(default="onemap", description="PostGIS schema holding the layer tables")
+    statement_timeout_ms: int = Field(default=15_000, ge=100, description="bound on every SQL statement")
+    pool_size: int = Field(default=8, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("postgresql", "gpkg:", "sqlite:")):
+            raise ValueError("ONEMAP_DATABASE_URL must start with postgresql://, gpkg:/// or sqlite:///")
+        return value
+
+    @property
+    def is_postgis(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+
+class ServerSettings(BaseSettings):
+    """How the HTTP service presents itself."""
+
+    model_config = SettingsConfigDict(env_prefix="ONEMAP_", env_file=".env", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5000, ge=1, le=65535)
+    base_url: str | None = Field(
+        default=None, description="public URL of the service; defaults to http://host:port"
+    )
+    title: str = "OneMap"
+    default_items: int = Field(default=10, ge=1)
+    max_items: int = Field(default=10_000, ge=1)
+    layers_dir: Path = REPO_ROOT / "layers"
+    pygeoapi_config: Path = REPO_ROOT / "pygeoapi-config.yml"
+    count_cache_seconds: float = Field(
+        default=300.0, ge=0, description="how long an exact numberMatched is reused for one filter"
+    )
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class Settings:
+    """The whole configuration, grouped; built once by the caller and passed down."""
+
+    def __init__(self, database: DatabaseSettings | None = None, server: ServerSettings | None = None):
+        self.database = database or DatabaseSettings()
+        self.server = server or ServerSettings()
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        db_keys = set(DatabaseSettings.model_fields)
+        db = DatabaseSettings(**{k: v for k, v in overrides.items() if k in db_keys})
+        srv = ServerSettings(**{k: v for k, v in overrides.items() if k not in db_keys})
+        return cls(db, srv)

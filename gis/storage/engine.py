@@ -1,0 +1,116 @@
+"""Database engines for the two backends, with the per-connection setup each needs.
+
+PostGIS: psycopg 3, a statement timeout on every connection.
+GeoPackage: SQLite through `sqlean` (the stock `sqlite3` here cannot load extensions) with
+SpatiaLite in GeoPackage "amphibious" mode, WAL, and a progress handler that aborts a
+statement once it runs past the same timeout PostGIS enforces.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+import sqlean
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import QueuePool
+
+from gis.settings import DatabaseSettings
+
+SPATIALITE = "mod_spatialite"
+
+
+class StoreUnavailable(RuntimeError):
+    """The configured store cannot be opened; the message says what to do."""
+
+
+def gpkg_path(database_url: str) -> Path:
+    parsed = urlparse(database_url)
+    path = parsed.path if parsed.netloc in ("", "localhost") else f"/{parsed.netloc}{parsed.path}"
+    if not path or path == "/":
+        raise StoreUnavailable(f"{database_url!r} names no file: use gpkg:///absolute/path.gpkg")
+    return Path(path)
+
+
+def _sqlite_connect(path: Path, timeout_ms: int):
+    def connect():
+        conn = sqlean.connect(str(path), check_same_thread=False, timeout=timeout_ms / 1000)
+        conn.enable_load_extension(True)
+        try:
+            conn.load_extension(SPATIALITE)
+        except Exception as err:
+            raise StoreUnavailable(
+                "SpatiaLite could not be loaded: install Debian's libsqlite3-mod-spatialite "
+                "(make run does this)"
+            ) from err
+        conn.enable_load_extension(False)
+        conn.execute("SELECT EnableGpkgAmphibiousMode()")
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA cache_size=-65536")
+        _bound_statements(conn, timeout_ms)
+        return conn
+
+    return connect
+
+
+def _bound_statements(conn, timeout_ms: int) -> None:
+    """Interrupt any statement that runs past the timeout (SQLite has no statement_timeout).
+
+    The deadline restarts whenever the connection is idle between statements, which the
+    handler notices as a gap since its last call.
+    """
+    state = {"started": time.monotonic(), "last": time.monotonic()}
+    budget = timeout_ms / 1000
+
+    def handler() -> int:
+        now = time.monotonic()
+        if now - state["last"] > 0.05:  # a gap: a new statement began
+            state["started"] = now
+        state["last"] = now
+        return 1 if now - state["started"] > budget else 0
+
+    conn.set_progress_handler(handler, 20_000)
+
+
+def open_engine(db: DatabaseSettings) -> Engine:
+    if db.is_postgis:
+        url = db.database_url
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        engine = create_engine(
+            url,
+            pool_size=db.pool_size,
+            max_overflow=db.pool_size,
+            pool_pre_ping=True,
+            pool_timeout=10,
+            connect_args={
+                "options": f"-c statement_timeout={db.statement_timeout_ms} -c search_path={db.schema_name},public",
+                "connect_timeout": 5,
+                "application_name": "onemap",
+            },
+        )
+        return engine
+
+    path = gpkg_path(db.database_url)
+    engine = create_engine(
+        "sqlite://",
+        creator=_sqlite_connect(path, db.statement_timeout_ms),
+        poolclass=QueuePool,
+        pool_size=db.pool_size,
+        max_overflow=db.pool_size,
+    )
+
+    # pysqlite's implicit transactions would defer BEGIN past our first statement;
+    # issue BEGIN ourselves so that each SQLAlchemy transaction is one SQLite transaction.
+    @event.listens_for(engine, "connect")
+    def _no_implicit_tx(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
