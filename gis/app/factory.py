@@ -1,0 +1,81 @@
+"""`create_app(settings)`: the whole OneMap service, assembled from its parts.
+
+No import-time globals: everything the app needs is built here from the settings it is given,
+so tests and workers can build as many apps (on as many stores) as they like.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pygeoapi
+from pygeoapi.api import API
+from pygeoapi.openapi import get_oas
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from gis.app import health, problems
+from gis.catalog import Catalog
+from gis.features import registry
+from gis.ogc.checks import Context
+from gis.ogc.config import build_config
+from gis.ogc.routes import OgcFeatures
+from gis.settings import Settings
+from gis.storage.store import Store
+
+LOG = logging.getLogger("onemap")
+PYGEOAPI_STATIC = Path(pygeoapi.__file__).parent / "static"
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    catalog = store.catalog if store else Catalog.load(settings.server.layers_dir)
+    store = store or Store.open(settings, catalog)
+    store.initialise()
+    store_key = registry.register(store)
+
+    config = build_config(settings, catalog, store.all_meta(), store_key)
+    api = API(config, get_oas(config, fail_on_invalid_collection=False))
+    published = frozenset(layer.id for layer in catalog.published)
+
+    extra_routes: list[BaseRoute] = []
+    extra_conformance: list[str] = []
+    tile_service = _tile_service(store, settings)
+    if tile_service is not None:
+        extra_routes += tile_service.routes
+        extra_conformance += list(getattr(tile_service, "conformance", []))
+
+    features = OgcFeatures(api, Context(catalog, published), extra_conformance)
+    routes = [
+        *health.ROUTES,
+        *extra_routes,
+        *features.routes(),
+        Mount("/static", StaticFiles(directory=PYGEOAPI_STATIC), name="static"),
+    ]
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette):
+        try:
+            yield
+        finally:
+            registry.unregister(store_key)
+            store.close()
+
+    app = Starlette(routes=routes, exception_handlers=problems.HANDLERS, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.store = store
+    app.state.tiles = tile_service
+    return app
+
+
+def _tile_service(store: Store, settings: Settings):
+    # The tile engine is optional at this layer; an error inside it must still surface.
+    if importlib.util.find_spec("tiles.api") is None:
+        return None
+    from tiles.api import TileService
+
+    return TileService(store, settings)

@@ -1,0 +1,83 @@
+"""Errors as RFC 9457 problem details, for every route OneMap serves.
+
+OGC clients read `code`/`description` (pygeoapi's shape); generic HTTP clients read
+`type`/`title`/`status`/`detail`. Every error body carries both, so neither has to guess.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+LOG = logging.getLogger("onemap.errors")
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """Raised anywhere below a route to end the request with a problem-details answer."""
+
+    def __init__(self, status: int, detail: str, code: str | None = None, headers: dict | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.code = code or _default_code(status)
+        self.headers = headers or {}
+
+
+def _default_code(status: int) -> str:
+    return {
+        400: "InvalidParameterValue",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        405: "MethodNotAllowed",
+        406: "NotAcceptable",
+        413: "PayloadTooLarge",
+        503: "ServiceUnavailable",
+        504: "Timeout",
+    }.get(status, "NoApplicableCode" if status >= 500 else "InvalidRequest")
+
+
+def body(status: int, detail: str, code: str | None = None) -> dict:
+    code = code or _default_code(status)
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else code
+    return {
+        "type": f"https://onemap.example.org/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "description": detail,
+    }
+
+
+def response(status: int, detail: str, code: str | None = None, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse(body(status, detail, code), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
+    return response(exc.status, exc.detail, exc.code, exc.headers)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    detail = exc.detail
+    if exc.status_code == 404 and detail in (None, "", "Not Found"):
+        detail = f"no resource at {request.url.path}"
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not allowed on {request.url.path}"
+    return response(exc.status_code, str(detail), headers=getattr(exc, "headers", None))
+
+
+async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # The trace goes to the log for the operator, never to the client.
+    LOG.exception("unhandled error on %s %s", request.method, request.url.path)
+    return response(500, "internal error; the request was logged for the operators", "NoApplicableCode")
+
+
+HANDLERS = {Problem: on_problem, HTTPException: on_http_exception, Exception: on_unexpected}

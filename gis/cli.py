@@ -1,0 +1,91 @@
+"""The `onemap` command: one group, one subcommand per job.
+
+Subcommands that belong to a package (the demo city, the tile engine) live in that package
+and are attached here, so each job's options sit beside its code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+
+import click
+
+# (module, attribute): attached when the module exists, so a partial checkout still runs
+PLUGGED_COMMANDS = [
+    ("gis.demo.cli", "demo"),
+    ("tiles.cli", "seed"),
+    ("tiles.cli", "export"),
+]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """OneMap: the city's layers on one map, with one set of numbers.
+
+    Configuration comes from ONEMAP_* environment variables (see README.md); options given
+    here override them for one run.
+    """
+
+
+@main.command()
+@click.option("--host", envvar="HOST", default="127.0.0.1", show_default=True, help="address to listen on")
+@click.option("--port", envvar="PORT", default=5000, show_default=True, type=int, help="port to listen on")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="worker processes")
+@click.option("--database-url", envvar="ONEMAP_DATABASE_URL", default=None, help="postgresql://… or gpkg:///…")
+@click.option("--log-level", default="warning", show_default=True)
+def serve(host: str, port: int, workers: int, database_url: str | None, log_level: str) -> None:
+    """Serve OGC API - Features and Tiles over HTTP.
+
+    Answers on http://HOST:PORT/ with the landing page; /healthz and /readyz report liveness and
+    readiness for load balancers and container health checks.
+    """
+    import uvicorn
+
+    # Worker processes build their own app from the environment: pass the options on through it.
+    os.environ["ONEMAP_HOST"] = host
+    os.environ["ONEMAP_PORT"] = str(port)
+    if database_url:
+        os.environ["ONEMAP_DATABASE_URL"] = database_url
+    click.echo(f"OneMap serving on http://{host}:{port}/ ({workers} worker{'s' if workers > 1 else ''})")
+    uvicorn.run(
+        "gis.app.asgi:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        proxy_headers=True,
+    )
+
+
+@main.command("config")
+@click.option("--database-url", envvar="ONEMAP_DATABASE_URL", default=None)
+def show_config(database_url: str | None) -> None:
+    """Print the pygeoapi configuration OneMap derives from layers/ and pygeoapi-config.yml."""
+    import yaml
+
+    from gis.catalog import Catalog
+    from gis.ogc.config import build_config
+    from gis.settings import Settings
+    from gis.storage.store import Store
+
+    settings = Settings.from_env(**({"database_url": database_url} if database_url else {}))
+    catalog = Catalog.load(settings.server.layers_dir)
+    store = Store.open(settings, catalog)
+    try:
+        meta = store.all_meta() if store.is_built() else {}
+    finally:
+        store.close()
+    click.echo(yaml.safe_dump(build_config(settings, catalog, meta, "<store>"), allow_unicode=True, sort_keys=False))
+
+
+def _attach_plugged_commands() -> None:
+    for module_name, attribute in PLUGGED_COMMANDS:
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        main.add_command(getattr(importlib.import_module(module_name), attribute))
+
+
+_attach_plugged_commands()

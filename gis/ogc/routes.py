@@ -1,0 +1,123 @@
+"""OGC API - Features over pygeoapi: one table of routes, one dispatcher.
+
+pygeoapi's API functions do the protocol work (links, HTML, OpenAPI, CRS negotiation);
+OneMap checks the request first (gis.ogc.checks) so that errors name the problem, runs the
+function off the event loop, and turns pygeoapi's errors into problem details.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from functools import partial
+from http import HTTPStatus
+
+import pygeoapi.api as core_api
+import pygeoapi.api.itemtypes as itemtypes_api
+from pygeoapi.api import API, APIRequest
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gis.app import problems
+from gis.ogc import checks
+from gis.ogc.conformance import FEATURES
+
+# (path, pygeoapi function, path parameters passed to it in order, request checks)
+ROUTE_TABLE: list[tuple[str, Callable, tuple[str, ...], tuple[Callable, ...]]] = [
+    ("/", core_api.landing_page, (), ()),
+    ("/openapi", core_api.openapi_, (), ()),
+    ("/conformance", core_api.conformance, (), ()),
+    ("/collections", core_api.describe_collections, (), ()),
+    ("/collections/{collection_id}", core_api.describe_collections, ("collection_id",), (checks.collection,)),
+    (
+        "/collections/{collection_id}/queryables",
+        itemtypes_api.get_collection_queryables,
+        ("collection_id",),
+        (checks.collection,),
+    ),
+    ("/collections/{collection_id}/schema", core_api.get_collection_schema, ("collection_id",), (checks.collection,)),
+    (
+        "/collections/{collection_id}/items",
+        itemtypes_api.get_collection_items,
+        ("collection_id",),
+        (checks.collection, checks.paging, checks.bbox, checks.filter_),
+    ),
+    (
+        "/collections/{collection_id}/items/{item_id}",
+        itemtypes_api.get_collection_item,
+        ("collection_id", "item_id"),
+        (checks.collection, checks.item_id),
+    ),
+]
+
+
+class OgcFeatures:
+    """Holds the pygeoapi API object for one app; built by the factory, never at import."""
+
+    def __init__(self, api: API, context: checks.Context, extra_conformance: list[str] | None = None):
+        self.api = api
+        self.context = context
+        self.conformance = FEATURES + list(extra_conformance or [])
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(path, partial(self.dispatch, function, params, request_checks), methods=["GET", "HEAD"])
+            for path, function, params, request_checks in ROUTE_TABLE
+        ]
+
+    async def dispatch(
+        self, function: Callable, params: tuple[str, ...], request_checks: tuple[Callable, ...], request: Request
+    ) -> Response:
+        api_request = await APIRequest.from_starlette(request, self.api.locales)
+        for check in request_checks:
+            check(self.context, request, api_request)
+        if not api_request.is_valid():
+            raise problems.Problem(400, f"unsupported output format {api_request.format!r}: use f=json or f=html")
+        args = [request.path_params[name] for name in params]
+        loop = asyncio.get_running_loop()
+        headers, status, content = await loop.run_in_executor(
+            None, _call_with_loop, loop, function, self.api, api_request, *args
+        )
+        if function is core_api.conformance and status == HTTPStatus.OK:
+            content = self._conformance(content, api_request)
+        return _to_response(headers, status, content)
+
+    def _conformance(self, content, api_request: APIRequest):
+        if api_request.format == "html":
+            return content
+        document = json.loads(content) if isinstance(content, (str, bytes)) else content
+        document["conformsTo"] = self.conformance
+        return json.dumps(document)
+
+
+def _call_with_loop(loop: asyncio.AbstractEventLoop, function: Callable, *args):
+    # Some pygeoapi functions look up the running loop (pub/sub); give the worker thread ours.
+    asyncio.set_event_loop(loop)
+    return function(*args)
+
+
+def _to_response(headers: dict, status: int, content) -> Response:
+    content_type = headers.get("Content-Type", "application/json")
+    if status >= 400 and "html" not in content_type:
+        detail, code = _pygeoapi_error(content)
+        return problems.response(status, detail, code)
+    if isinstance(content, dict):
+        content = json.dumps(content)
+    if "html" in content_type:
+        response: Response = HTMLResponse(content, status_code=status)
+    else:
+        response = Response(content, status_code=status, media_type=content_type)
+    for key, value in headers.items():
+        if key.lower() != "content-length":
+            response.headers[key] = value
+    return response
+
+
+def _pygeoapi_error(content) -> tuple[str, str | None]:
+    try:
+        document = json.loads(content) if isinstance(content, (str, bytes)) else dict(content)
+    except (ValueError, TypeError):
+        return str(content)[:500], None
+    return str(document.get("description") or document.get("detail") or "request failed"), document.get("code")
