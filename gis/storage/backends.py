@@ -67,10 +67,20 @@ class PostGIS:
         return None
 
     def index_layer(self, conn: Connection, table: Table) -> None:
+        qualified = f'"{self.schema}"."{table.name}"'
+        conn.execute(text(f'CREATE INDEX IF NOT EXISTS "{table.name}_geom_gist" ON {qualified} USING gist (geom)'))
+        # WebMercator tiles cut this stored copy, so ST_AsMVT never transforms per request (tiles/).
+        # Not in the SQLAlchemy Table: feature queries never see it, and the database fills it on write.
         conn.execute(
-            text(f'CREATE INDEX IF NOT EXISTS "{table.name}_geom_gist" ON "{self.schema}"."{table.name}" USING gist (geom)')
+            text(
+                f"ALTER TABLE {qualified} ADD COLUMN IF NOT EXISTS geom_3857 geometry(Geometry, 3857)"
+                " GENERATED ALWAYS AS (ST_Transform(geom, 3857)) STORED"
+            )
         )
-        conn.execute(text(f'ANALYZE "{self.schema}"."{table.name}"'))
+        conn.execute(
+            text(f'CREATE INDEX IF NOT EXISTS "{table.name}_geom_3857_gist" ON {qualified} USING gist (geom_3857)')
+        )
+        conn.execute(text(f"ANALYZE {qualified}"))
 
     def drop_layer(self, conn: Connection, table: Table) -> None:
         table.drop(conn, checkfirst=True)

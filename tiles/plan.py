@@ -1,0 +1,73 @@
+"""What one tile is made of, independent of the path that renders it.
+
+A `TilePlan` names the tile (grid, z, x, y) and, per layer, the detail rules and the optional
+filter (a SQLAlchemy where-clause over the layer's table). Both renderers take a plan and a
+budget step and return a `Rendered`; the engine owns the budget loop so both paths share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, Table
+
+from gis.catalog import AttrType, Layer
+from tiles.generalise import BUDGET_MIN_FEATURES, Detail, budget_modulus
+from tiles.matrix import BUFFER, EXTENT, Grid
+
+
+@dataclass(frozen=True)
+class LayerPlan:
+    layer: Layer
+    table: Table
+    detail: Detail
+    where: ColumnElement | None = None
+
+    @property
+    def name(self) -> str:
+        return self.layer.id
+
+    @property
+    def attributes(self) -> list[tuple[str, AttrType]]:
+        return [(a.name, a.type) for a in self.layer.public_attributes]
+
+
+@dataclass(frozen=True)
+class TilePlan:
+    grid: Grid
+    z: int
+    x: int
+    y: int
+    layers: Sequence[LayerPlan]
+
+    def bounds(self, buffer: float = 0.0) -> tuple[float, float, float, float]:
+        return self.grid.bounds(self.z, self.x, self.y, buffer)
+
+    @property
+    def buffered(self) -> tuple[float, float, float, float]:
+        """Where candidates are looked for: one unit beyond the buffer, since a point up to half a
+        unit outside still snaps onto the buffer's edge; the exact cut happens in tile units."""
+        return self.bounds(BUFFER + 1)
+
+    @property
+    def unit(self) -> float:
+        """Ground size of one MVT unit in the grid CRS."""
+        minx, _, maxx, _ = self.bounds()
+        return (maxx - minx) / EXTENT
+
+
+@dataclass
+class Rendered:
+    data: bytes
+    counts: dict[str, int] = field(default_factory=dict)
+    step: int = 0  # budget step taken: the tile keeps ids divisible by 2**step in its crowded layers
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.counts.values())
+
+
+def moduli(counts: dict[str, int], step: int) -> dict[str, int]:
+    """Per layer, the id modulus of a budget step (1 = keep all): crowded layers only."""
+    return {name: (budget_modulus(step) if n > BUDGET_MIN_FEATURES else 1) for name, n in counts.items()}
