@@ -29,6 +29,41 @@ class UnknownTileset(KeyError):
     pass
 
 
+class Cancelled(RuntimeError):
+    """Every client waiting for the tile went away; its query was stopped."""
+
+
+class RenderJob:
+    """Lets another thread stop a render: cancels the running PostGIS query or SQLite statement."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dbapi = None
+        self.cancelled = False
+
+    def attach(self, dbapi_connection) -> None:
+        with self._lock:
+            self._dbapi = dbapi_connection
+            if self.cancelled:
+                raise Cancelled()
+
+    def detach(self) -> None:
+        with self._lock:
+            self._dbapi = None
+
+    def cancel(self) -> None:
+        with self._lock:
+            self.cancelled = True
+            conn = self._dbapi
+        if conn is None:
+            return
+        stop = getattr(conn, "cancel_safe", None) or getattr(conn, "cancel", None) or getattr(conn, "interrupt", None)
+        try:
+            stop()
+        except Exception:  # the statement may have finished meanwhile: nothing left to stop
+            pass
+
+
 @dataclass(frozen=True)
 class Tileset:
     id: str
@@ -47,7 +82,6 @@ class TileEngine:
         self.tilesets: dict[str, Tileset] = {DATASET: Tileset(DATASET, published)}
         for layer in published:
             self.tilesets[layer.id] = Tileset(layer.id, (layer,))
-        self._local = threading.local()
 
     def tileset(self, tileset_id: str) -> Tileset:
         try:
@@ -77,12 +111,13 @@ class TileEngine:
                 layers.append(LayerPlan(layer, self.store.tables[layer.id], rules, clause))
         return TilePlan(grid, z, x, y, tuple(layers))
 
-    def render(self, plan: TilePlan) -> Rendered:
+    def render(self, plan: TilePlan, job: RenderJob | None = None) -> Rendered:
         """Render within the budget: retry with the deterministic id thinning until the tile fits."""
         if not plan.layers:
             return Rendered(b"", {})
         with self.store.engine.connect() as conn:
-            self._local.conn = conn
+            if job is not None:
+                job.attach(conn.connection.driver_connection)
             try:
                 result = self._render_once(conn, plan, {})
                 first_counts = result.counts
@@ -92,8 +127,13 @@ class TileEngine:
                     result = self._render_once(conn, plan, moduli(first_counts, step))
                     result.step = step
                 return result
+            except Exception:
+                if job is not None and job.cancelled:
+                    raise Cancelled() from None
+                raise
             finally:
-                self._local.conn = None
+                if job is not None:
+                    job.detach()
 
     def _render_once(self, conn, plan: TilePlan, mod: dict[str, int]) -> Rendered:
         if self.store.postgis:

@@ -1,0 +1,267 @@
+"""Tile cache: a byte-bounded in-memory LRU in front of an MBTiles-like SQLite file on disk.
+
+Keys are (tileset, tms, z, x, y, filter). An entry stays valid across data versions until a write
+touches it: `invalidate(layer, bbox)` drops exactly the tiles whose buffered extent meets the bbox,
+at every level of every grid, in every tileset carrying the layer (and every filter), from memory
+and disk, before it returns. So after an edit the untouched tiles are still served from cache under
+the new data version, and the touched ones are rendered again.
+
+Several worker processes share the disk file. Each write is also appended to an invalidation log in
+that file; `sync()` (run by each process every second, and at once when a request names a data
+version the process has not seen) replays other processes' entries onto its memory LRU. A data
+version that moved with no logged invalidation (a bulk reload) drops all of that layer's tiles.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tiles.matrix import BUFFER, GRIDS
+
+Key = tuple[str, str, int, int, int, str]  # tileset, tms, z, x, y, filter
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    data: bytes  # empty for an empty tile (answered 204)
+    etag: str  # strong validator: a hash of the bytes, quoted
+    thinned: int = 0  # budget step (tiles.generalise): 0 = all features
+
+    @property
+    def size(self) -> int:
+        return len(self.data) + 200  # bookkeeping overhead, so empty tiles still count
+
+
+class MemoryLRU:
+    """Bounded by total bytes; the least recently served tiles go first."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._entries: OrderedDict[Key, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Key) -> Entry | None:
+        # dict reads are atomic under the GIL; only the recency update needs the lock
+        entry = self._entries.get(key)
+        if entry is not None:
+            with self._lock:
+                if key in self._entries:
+                    self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: Key, entry: Entry) -> None:
+        if entry.size > self.max_bytes:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old.size
+            self._entries[key] = entry
+            self.bytes += entry.size
+            while self.bytes > self.max_bytes:
+                _, evicted = self._entries.popitem(last=False)
+                self.bytes -= evicted.size
+
+    def drop(self, predicate: Callable[[Key], bool]) -> int:
+        with self._lock:
+            doomed = [k for k in self._entries if predicate(k)]
+            for k in doomed:
+                self.bytes -= self._entries.pop(k).size
+        return len(doomed)
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tiles (
+    tileset TEXT NOT NULL, tms TEXT NOT NULL, z INTEGER NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL,
+    filter TEXT NOT NULL, etag TEXT NOT NULL, thinned INTEGER NOT NULL, data BLOB NOT NULL,
+    PRIMARY KEY (tileset, tms, z, x, y, filter)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS invalidations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, layer TEXT NOT NULL, version INTEGER NOT NULL,
+    minx REAL, miny REAL, maxx REAL, maxy REAL
+);
+CREATE TABLE IF NOT EXISTS layer_versions (layer TEXT PRIMARY KEY, version INTEGER NOT NULL);
+"""
+
+
+class DiskCache:
+    """MBTiles-like: one row per tile, in a SQLite file shared by the processes of one host."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def get(self, key: Key) -> Entry | None:
+        row = self._conn().execute(
+            "SELECT data, etag, thinned FROM tiles WHERE tileset=? AND tms=? AND z=? AND x=? AND y=? AND filter=?",
+            key,
+        ).fetchone()
+        return None if row is None else Entry(bytes(row[0]), row[1], row[2])
+
+    def put(self, key: Key, entry: Entry, seq: int) -> None:
+        """Store unless some process logged an invalidation since `seq` (the tile may be stale)."""
+        self._conn().execute(
+            "INSERT OR REPLACE INTO tiles SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
+            " WHERE (SELECT coalesce(max(seq), 0) FROM invalidations) = ?",
+            (*key, entry.etag, entry.thinned, entry.data, seq),
+        )
+
+    def drop_ranges(self, ranges: Iterable[tuple[str, str, int, int, int, int, int]]) -> None:
+        """Delete tiles in (tileset, tms, z, xmin, ymin, xmax, ymax) ranges, in one transaction."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "DELETE FROM tiles WHERE tileset=? AND tms=? AND z=? AND x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
+                [(t, g, z, x0, x1, y0, y1) for t, g, z, x0, y0, x1, y1 in ranges],
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def drop_tilesets(self, tilesets: Iterable[str]) -> None:
+        self._conn().executemany("DELETE FROM tiles WHERE tileset=?", [(t,) for t in tilesets])
+
+    def log(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None) -> int:
+        cur = self._conn().execute(
+            "INSERT INTO invalidations (layer, version, minx, miny, maxx, maxy) VALUES (?, ?, ?, ?, ?, ?)",
+            (layer, version, *(bbox or (None,) * 4)),
+        )
+        return cur.lastrowid
+
+    def log_since(self, seq: int) -> list[tuple]:
+        return self._conn().execute(
+            "SELECT seq, layer, version, minx, miny, maxx, maxy FROM invalidations WHERE seq > ? ORDER BY seq", (seq,)
+        ).fetchall()
+
+    def last_seq(self) -> int:
+        return self._conn().execute("SELECT coalesce(max(seq), 0) FROM invalidations").fetchone()[0]
+
+    def rendered_versions(self) -> dict[str, int]:
+        return dict(self._conn().execute("SELECT layer, version FROM layer_versions").fetchall())
+
+    def set_rendered_versions(self, versions: dict[str, int]) -> None:
+        self._conn().executemany("INSERT OR REPLACE INTO layer_versions VALUES (?, ?)", list(versions.items()))
+
+    def count(self) -> int:
+        return self._conn().execute("SELECT count(*) FROM tiles").fetchone()[0]
+
+
+def touched_ranges(tilesets: Iterable[str], bbox: tuple[float, float, float, float]):
+    """(tileset, tms, z, xmin, ymin, xmax, ymax) for every level of every grid: the tiles whose
+    buffered extent meets the bbox (lon/lat)."""
+    tilesets = list(tilesets)
+    for grid in GRIDS.values():
+        for z in range(grid.minzoom, grid.maxzoom + 1):
+            x0, y0, x1, y1 = grid.tile_range(z, bbox, BUFFER + 1)
+            if x0 > x1 or y0 > y1:
+                continue
+            for tileset in tilesets:
+                yield tileset, grid.id, z, x0, y0, x1, y1
+
+
+class TileCache:
+    """Memory LRU over the disk cache, with bbox-exact invalidation shared between processes."""
+
+    def __init__(self, directory: Path | None, memory_bytes: int = 256 * 2**20):
+        self.memory = MemoryLRU(memory_bytes)
+        self.disk = DiskCache(directory / "tiles.sqlite") if directory else None
+        self._seq = self.disk.last_seq() if self.disk else 0
+        self.generation = 0  # bumped by every drop: a render that saw an older one is not cached
+        self._covered: dict[str, int] = {}  # per layer: the data version the cache is known to match
+
+    def get_memory(self, key: Key) -> Entry | None:
+        return self.memory.get(key)
+
+    def get(self, key: Key) -> Entry | None:
+        entry = self.memory.get(key)
+        if entry is None and self.disk is not None:
+            entry = self.disk.get(key)
+            if entry is not None:
+                self.memory.put(key, entry)
+        return entry
+
+    def token(self) -> tuple[int, int]:
+        """Taken before rendering, handed back to `put`: proves no invalidation came in between."""
+        return self.generation, (self.disk.last_seq() if self.disk else 0)
+
+    def put(self, key: Key, entry: Entry, token: tuple[int, int]) -> None:
+        if token[0] != self.generation:
+            return
+        self.memory.put(key, entry)
+        if self.disk is not None:
+            self.disk.put(key, entry, token[1])
+
+    def _drop_memory_ranges(self, ranges) -> None:
+        self.generation += 1
+        index: dict[tuple[str, str, int], tuple[int, int, int, int]] = {
+            (t, g, z): (x0, y0, x1, y1) for t, g, z, x0, y0, x1, y1 in ranges
+        }
+
+        def touched(key: Key) -> bool:
+            box = index.get(key[:3])
+            return box is not None and box[0] <= key[3] <= box[2] and box[1] <= key[4] <= box[3]
+
+        self.memory.drop(touched)
+
+    def invalidate(
+        self, layer: str, tilesets: list[str], bbox: tuple[float, float, float, float] | None, version: int
+    ) -> None:
+        """Drop the tiles a write to `layer` inside `bbox` (lon/lat; None = everywhere) may change."""
+        if bbox is None:
+            self.generation += 1
+            self.memory.drop(lambda key: key[0] in tilesets)
+            if self.disk is not None:
+                self.disk.drop_tilesets(tilesets)
+        else:
+            ranges = list(touched_ranges(tilesets, bbox))
+            self._drop_memory_ranges(ranges)
+            if self.disk is not None:
+                self.disk.drop_ranges(ranges)
+        if self.disk is not None:
+            self.disk.log(layer, version, bbox)
+            self.disk.set_rendered_versions({layer: version})
+        self._covered[layer] = max(version, self._covered.get(layer, 0))
+
+    def sync(self, versions: dict[str, int], tilesets_of: Callable[[str], list[str]]) -> None:
+        """Catch up with other processes' invalidations, then with writes nobody reported."""
+        if self.disk is not None:
+            for seq, layer, version, minx, miny, maxx, maxy in self.disk.log_since(self._seq):
+                tilesets = tilesets_of(layer)
+                if minx is None:
+                    self.generation += 1
+                    self.memory.drop(lambda key: key[0] in tilesets)
+                else:
+                    self._drop_memory_ranges(touched_ranges(tilesets, (minx, miny, maxx, maxy)))
+                self._covered[layer] = max(version, self._covered.get(layer, 0))
+                self._seq = seq
+            if not self._covered:  # first sync of this process: what was the disk rendered from?
+                self._covered.update(self.disk.rendered_versions())
+        for layer, version in versions.items():
+            known = self._covered.get(layer)
+            if known is None or version > known:
+                if known is not None or self.disk is not None:
+                    self.invalidate(layer, tilesets_of(layer), None, version)
+                self._covered[layer] = version
