@@ -55,6 +55,9 @@ class ServerSettings(BaseSettings):
     max_items: int = Field(default=10_000, ge=1)
     layers_dir: Path = REPO_ROOT / "layers"
     pygeoapi_config: Path = REPO_ROOT / "pygeoapi-config.yml"
+    tile_cache_dir: Path | None = Field(
+        default=REPO_ROOT / "data" / "cache", description="disk tile cache; empty to keep tiles in memory only"
+    )
     count_cache_seconds: float = Field(
         default=300.0, ge=0, description="how long an exact numberMatched is reused for one filter"
     )

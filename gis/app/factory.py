@@ -33,6 +33,7 @@ PYGEOAPI_STATIC = Path(pygeoapi.__file__).parent / "static"
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
     settings = settings or Settings.from_env()
+    owns_store = store is None
     catalog = store.catalog if store else Catalog.load(settings.server.layers_dir)
     store = store or Store.open(settings, catalog)
     store.initialise()
@@ -63,13 +64,29 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             yield
         finally:
             registry.unregister(store_key)
-            store.close()
+            if owns_store:
+                store.close()
 
     app = Starlette(routes=routes, exception_handlers=problems.HANDLERS, lifespan=lifespan)
     app.state.settings = settings
     app.state.store = store
     app.state.tiles = tile_service
+    if tile_service is not None:
+        # cached tiles are answered before routing: the warm path costs no framework work
+        return _Wrapped(tile_service.wrap(app), app)
     return app
+
+
+class _Wrapped:
+    """The tiles' fast path in front of the app, keeping the app's `state` reachable."""
+
+    def __init__(self, asgi, app: Starlette):
+        self._asgi = asgi
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self._asgi(scope, receive, send)
 
 
 def _tile_service(store: Store, settings: Settings):
@@ -78,4 +95,4 @@ def _tile_service(store: Store, settings: Settings):
         return None
     from tiles.api import TileService
 
-    return TileService(store, settings)
+    return TileService(store, settings, cache_dir=settings.server.tile_cache_dir)

@@ -19,7 +19,7 @@ from starlette.requests import Request
 
 from gis.app.problems import Problem
 from gis.catalog import Catalog, Layer
-from gis.crs import SUPPORTED_CRS
+from gis.crs import CRS84, STORAGE_CRS_URI, SUPPORTED_CRS, bbox_to_storage
 
 MAX_OFFSET = 10**12
 ITEM_ID = re.compile(r"^[0-9]{1,18}$")
@@ -68,6 +68,15 @@ def paging(ctx: Context, request: Request, api_request: APIRequest) -> None:
     # limit above the maximum is throttled by pygeoapi (server.limits.on_exceed), not refused
     _integer(params, "limit", 1, 10**9)
     _integer(params, "offset", 0, MAX_OFFSET)
+    _integer(params, "after", 0, 2**62)
+    if "after" in params:
+        # a keyset cursor (gis.features.cursor): the dispatcher passes it on, pygeoapi never sees it
+        request.state.after_id = int(params["after"])
+        _drop_params(api_request, "after")
+
+
+def _drop_params(api_request: APIRequest, *names: str) -> None:
+    api_request._args = {k: v for k, v in api_request.params.items() if k not in names}
 
 
 def bbox(ctx: Context, request: Request, api_request: APIRequest) -> None:
@@ -98,6 +107,19 @@ def bbox(ctx: Context, request: Request, api_request: APIRequest) -> None:
             lon_lat = (lower[1], lower[0], upper[1], upper[0])
         if not (-180 <= lon_lat[0] <= 180 and -180 <= lon_lat[2] <= 180 and -90 <= lon_lat[1] <= 90 and -90 <= lon_lat[3] <= 90):
             raise Problem(400, f"bbox {values} is outside the range of longitude/latitude for {crs or 'CRS84'}")
+    try:
+        minx, miny, maxx, maxy = bbox_to_storage(tuple(values), crs or CRS84)
+    except Exception:
+        raise Problem(400, f"bbox {values} cannot be transformed from {crs or 'CRS84'} to longitude/latitude") from None
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+        raise Problem(400, f"bbox {values} lies outside the area where {crs} is defined")
+    # pygeoapi would transform only the corners; hand it the densified box in the storage CRS
+    # (authority order: latitude first), which it passes on untouched
+    api_request._args = {
+        **api_request.params,
+        "bbox": f"{miny!r},{minx!r},{maxy!r},{maxx!r}",
+        "bbox-crs": STORAGE_CRS_URI,
+    }
 
 
 def filter_(ctx: Context, request: Request, api_request: APIRequest) -> None:
@@ -120,4 +142,4 @@ def filter_(ctx: Context, request: Request, api_request: APIRequest) -> None:
     if lang == "cql2-json":
         # pygeoapi reads CQL2-JSON from the request body only: hand it over that way
         api_request._data = text.encode()
-        api_request._args = {k: v for k, v in params.items() if k not in ("filter", "filter-lang")}
+        _drop_params(api_request, "filter", "filter-lang")

@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable
 from functools import partial
 from http import HTTPStatus
+from urllib.parse import urlencode
 
 import pygeoapi.api as core_api
 import pygeoapi.api.itemtypes as itemtypes_api
@@ -21,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gis.app import problems
+from gis.features import cursor
 from gis.ogc import checks
 from gis.ogc.conformance import FEATURES
 
@@ -77,11 +79,14 @@ class OgcFeatures:
             raise problems.Problem(400, f"unsupported output format {api_request.format!r}: use f=json or f=html")
         args = [request.path_params[name] for name in params]
         loop = asyncio.get_running_loop()
+        after = getattr(request.state, "after_id", None)
         headers, status, content = await loop.run_in_executor(
-            None, _call_with_loop, loop, function, self.api, api_request, *args
+            None, _call_with_loop, loop, after, function, self.api, api_request, *args
         )
         if function is core_api.conformance and status == HTTPStatus.OK:
             content = self._conformance(content, api_request)
+        if function is itemtypes_api.get_collection_items and status == HTTPStatus.OK:
+            content = _keyset_next_link(content, request, headers)
         return _to_response(headers, status, content)
 
     def _conformance(self, content, api_request: APIRequest):
@@ -92,10 +97,34 @@ class OgcFeatures:
         return json.dumps(document)
 
 
-def _call_with_loop(loop: asyncio.AbstractEventLoop, function: Callable, *args):
+def _call_with_loop(loop: asyncio.AbstractEventLoop, after: int | None, function: Callable, *args):
     # Some pygeoapi functions look up the running loop (pub/sub); give the worker thread ours.
     asyncio.set_event_loop(loop)
-    return function(*args)
+    token = cursor.after_id.set(after)
+    try:
+        return function(*args)
+    finally:
+        cursor.after_id.reset(token)
+
+
+def _keyset_next_link(content, request: Request, headers: dict):
+    """Point rel=next at the page after this one by id (`after`), beside the usual offset."""
+    if "json" not in headers.get("Content-Type", "") or "sortby" in request.query_params:
+        return content
+    document = json.loads(content) if isinstance(content, (str, bytes)) else content
+    features = document.get("features") or []
+    links = document.get("links", [])
+    nexts = [link for link in links if link.get("rel") == "next"]
+    if not nexts or not features or not isinstance(features[-1].get("id"), int):
+        return content
+    params = dict(request.query_params)
+    limit = document.get("numberReturned", len(features))
+    params["offset"] = str(int(params.get("offset", 0) or 0) + limit)
+    params["after"] = str(features[-1]["id"])
+    base = nexts[0]["href"].split("?", 1)[0]
+    for link in nexts:
+        link["href"] = f"{base}?{urlencode(params)}"
+    return json.dumps(document, ensure_ascii=False)
 
 
 def _to_response(headers: dict, status: int, content) -> Response:

@@ -33,7 +33,20 @@ def gpkg_path(database_url: str) -> Path:
     return Path(path)
 
 
+def _bundled_proj_first() -> None:
+    """Load the PROJ copies bundled in the pyproj and rasterio wheels before SpatiaLite's.
+
+    SQLite loads extensions with RTLD_GLOBAL, so Debian's libproj (pulled in by SpatiaLite) would
+    otherwise capture the C++ statics of every PROJ loaded after it; each copy then destroys
+    them at exit (a segfault as the process ends) or, for rasterio, on first use.
+    """
+    import pyproj  # noqa: F401
+    import rasterio  # noqa: F401
+
+
 def _sqlite_connect(path: Path, timeout_ms: int):
+    _bundled_proj_first()
+
     def connect():
         conn = sqlean.connect(str(path), check_same_thread=False, timeout=timeout_ms / 1000)
         conn.enable_load_extension(True)
@@ -50,6 +63,8 @@ def _sqlite_connect(path: Path, timeout_ms: int):
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA cache_size=-65536")
+        # LIKE means the same on both backends: case-sensitive, as in PostgreSQL and CQL2
+        conn.execute("PRAGMA case_sensitive_like=ON")
         _bound_statements(conn, timeout_ms)
         return conn
 
