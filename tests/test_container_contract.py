@@ -340,6 +340,7 @@ def demo_gpkg(tmp_path_factory) -> str:
     url = f"gpkg:///{path}"
     store = Store.open(Settings(DatabaseSettings(database_url=url)))
     try:
+        store.initialise()
         build_demo(store, scale=0.005, seed=1)
         assert store.is_built(), "build_demo left the store unbuilt"
     finally:
