@@ -106,3 +106,19 @@ def bbox_to_storage(bbox: tuple[float, ...], source_uri: str) -> tuple[float, fl
         return (lower[0], lower[1], upper[0], upper[1])
     outline = shapely.segmentize(shapely.box(lower[0], lower[1], upper[0], upper[1]), (upper[0] - lower[0]) / 16 or 1)
     return tuple(shapely.transform(outline, function).bounds)
+
+
+def within_area_of_use(lonlat_bbox: tuple[float, float, float, float], uri: str) -> bool:
+    """Whether a lon/lat box meets the area where `uri`'s coordinates are meaningful.
+
+    A Gauss-Krüger zone stays usable a little past its official band (planners at a zone edge
+    do use it), so the test allows a margin; it exists to catch coordinates that mean nothing.
+    """
+    area = crs_for(uri).area_of_use
+    if area is None:
+        return True
+    margin = 3.0
+    minx, miny, maxx, maxy = lonlat_bbox
+    return not (
+        maxx < area.west - margin or minx > area.east + margin or maxy < area.south - margin or miny > area.north + margin
+    )

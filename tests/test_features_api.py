@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, urlsplit
 
 import httpx
 import pyproj
@@ -126,6 +126,35 @@ def test_following_next_links_returns_every_feature_exactly_once(http, store):
         expected = [row.id for row in read_layer(store, layer_id)]
         assert sorted(ids) == expected
         assert len(ids) == len(set(ids))
+
+
+def test_next_links_page_by_id_and_agree_with_offset_pages(http):
+    first = get_json(http, "/collections/urban_components/items", limit=7)
+    href = next(link["href"] for link in first["links"] if link["rel"] == "next")
+    query = dict(parse_qsl(urlsplit(href).query))
+    assert query["offset"] == "7" and query["after"] == str(first["features"][-1]["id"])
+    by_cursor = http.get(href).json()
+    by_offset = get_json(http, "/collections/urban_components/items", limit=7, offset=7)
+    assert [f["id"] for f in by_cursor["features"]] == [f["id"] for f in by_offset["features"]]
+    assert by_cursor["numberMatched"] == first["numberMatched"]
+
+
+def test_a_cursor_alone_starts_after_that_id(http, store):
+    ids = [row.id for row in read_layer(store, "cameras")]
+    pivot = ids[len(ids) // 2]
+    body = get_json(http, "/collections/cameras/items", after=pivot, limit=5)
+    assert [f["id"] for f in body["features"]] == [i for i in ids if i > pivot][:5]
+
+
+def test_sorted_pages_link_by_offset_only(http):
+    body = get_json(http, "/collections/key_places/items", sortby="-capacity", limit=5)
+    href = next(link["href"] for link in body["links"] if link["rel"] == "next")
+    assert "after=" not in href
+
+
+def test_default_output_is_crs84_and_says_so(http):
+    response = http.get("/collections/cameras/items", params={"limit": 1})
+    assert response.headers["Content-Crs"].strip("<>") == CRS84
 
 
 def test_a_limit_above_the_maximum_is_throttled_not_refused(http, live_server_settings):
@@ -338,6 +367,11 @@ def test_filtered_number_matched_counts_the_filter(http, store):
         ("/collections/cameras/items?filter-lang=sql&filter=1", "filter-lang"),
         ("/collections/cameras/items?crs=EPSG:9999", "crs"),
         ("/collections/cameras/items?sortby=nosuch", "sortby"),
+        ("/collections/cameras/items?after=x1", "after"),
+        ("/collections/cameras/items?datetime=yesterday", "datetime"),
+        ("/collections/cameras/items?bbox-crs=" + quote(EPSG.format(4549)) + "&bbox=1,2,3,4", "area of use"),
+        ("/collections/cameras/items?filter=" + quote("S_INTERSECTS(geometry, POLYGON((0 0, 1 1, 1 0, 0 1, 0 0)))"), "self-intersection"),
+        ("/collections/cameras/items?filter=" + quote(" AND ".join(["status = 'online'"] * 600)), "filter"),
     ],
 )
 def test_bad_requests_get_a_problem_naming_what_is_wrong(http, url, fragment):

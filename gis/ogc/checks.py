@@ -7,6 +7,7 @@ parameter family, turn both into 4xx problem details.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from starlette.requests import Request
 
 from gis.app.problems import Problem
 from gis.catalog import Catalog, Layer
-from gis.crs import CRS84, STORAGE_CRS_URI, SUPPORTED_CRS, bbox_to_storage
+from gis.crs import CRS84, STORAGE_CRS_URI, SUPPORTED_CRS, bbox_to_storage, within_area_of_use
 
 MAX_OFFSET = 10**12
 ITEM_ID = re.compile(r"^[0-9]{1,18}$")
@@ -111,8 +112,10 @@ def bbox(ctx: Context, request: Request, api_request: APIRequest) -> None:
         minx, miny, maxx, maxy = bbox_to_storage(tuple(values), crs or CRS84)
     except Exception:
         raise Problem(400, f"bbox {values} cannot be transformed from {crs or 'CRS84'} to longitude/latitude") from None
-    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
-        raise Problem(400, f"bbox {values} lies outside the area where {crs} is defined")
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)) or not within_area_of_use(
+        (minx, miny, maxx, maxy), crs or CRS84
+    ):
+        raise Problem(400, f"bbox {values} lies outside the area of use of {crs}, where its coordinates mean nothing")
     # pygeoapi would transform only the corners; hand it the densified box in the storage CRS
     # (authority order: latitude first), which it passes on untouched
     api_request._args = {
@@ -120,6 +123,25 @@ def bbox(ctx: Context, request: Request, api_request: APIRequest) -> None:
         "bbox": f"{miny!r},{minx!r},{maxy!r},{maxx!r}",
         "bbox-crs": STORAGE_CRS_URI,
     }
+
+
+def datetime_(ctx: Context, request: Request, api_request: APIRequest) -> None:
+    raw = request.query_params.get("datetime")
+    if raw is None:
+        return
+    layer = ctx.layer(request.path_params["collection_id"])
+    if not layer.temporal:
+        raise Problem(400, f"datetime: {layer.id} has no time property to filter on")
+    parts = raw.split("/")
+    if len(parts) > 2 or all(p in ("", "..") for p in parts):
+        raise Problem(400, f"datetime {raw[:60]!r} must be an instant or an interval start/end ('..' for open)")
+    for part in parts:
+        if part in ("", ".."):
+            continue
+        try:
+            dt.datetime.fromisoformat(part.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise Problem(400, f"datetime {part[:60]!r} is not an RFC 3339 date or date-time") from None
 
 
 def filter_(ctx: Context, request: Request, api_request: APIRequest) -> None:

@@ -44,7 +44,7 @@ ROUTE_TABLE: list[tuple[str, Callable, tuple[str, ...], tuple[Callable, ...]]] =
         "/collections/{collection_id}/items",
         itemtypes_api.get_collection_items,
         ("collection_id",),
-        (checks.collection, checks.paging, checks.bbox, checks.filter_),
+        (checks.collection, checks.paging, checks.bbox, checks.datetime_, checks.filter_),
     ),
     (
         "/collections/{collection_id}/items/{item_id}",

@@ -36,8 +36,9 @@ def main() -> None:
         else:
             entry["error"] = layer.error().summary()
         report[name] = entry
-    print(json.dumps(report))
-    app.exitQgis()
+    print(json.dumps(report), flush=True)
+    # QGIS 3.22 crashes in exitQgis() when run headless; the report is out, so leave directly
+    os._exit(0)
 
 
 if __name__ == "__main__":
