@@ -304,6 +304,12 @@ class TileService:
             LOG.warning("tile %s failed: %s", key, err)
             raise _Reply(503, "the store could not render this tile in time; retry later", {"Retry-After": "5"}) from None
 
+    def produce(self, tileset_id: str, tms: str, z: int, x: int, y: int) -> Entry:
+        """One unfiltered tile from the cache, or rendered and cached (synchronous: seed, export)."""
+        grid = GRIDS[tms]
+        key: Key = (tileset_id, tms, z, x, y, "")
+        return self._produce(key, lambda: self.engine.plan(tileset_id, grid, z, x, y), RenderJob())
+
     def _produce(self, key: Key, plan_factory, job: RenderJob) -> Entry:
         token = self.cache.token()
         entry = self.cache.get(key)  # the disk cache, or another process's render
