@@ -16,6 +16,7 @@ import numpy as np
 import shapely
 from sqlalchemy import Engine, MetaData, Table, func, inspect, select, text
 
+from gis import hexagons
 from gis.catalog import Catalog, Layer
 from gis.settings import Settings
 from gis.storage.backends import Backend, backend_for
@@ -173,8 +174,10 @@ class _Loader:
         if unknown:
             raise ValueError(f"{self.layer.id}: no such attributes {sorted(unknown)}")
         names = [a.name for a in self.layer.attributes if a.name in batch.columns]
-        geoms = self.store.backend.geom_values(np.asarray(batch.geoms))
-        columns = [batch.ids, *(batch.columns[n] for n in names), geoms]
+        shapes = np.asarray(batch.geoms)
+        geoms = self.store.backend.geom_values(shapes)
+        names.append("h3")
+        columns = [batch.ids, *(batch.columns[n] for n in names[:-1]), hexagons.cells(shapes), geoms]
         if self.store.postgis:
             self._copy(names, columns)
         else:

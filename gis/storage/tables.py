@@ -1,7 +1,7 @@
 """SQLAlchemy tables derived from the layer catalog, for either backend.
 
-Every layer table has `id` (integer primary key), one column per attribute and `geom`
-(CGCS2000, EPSG:4490, x = longitude, y = latitude). `onemap_layers` keeps, per layer, the data
+Every layer table has `id` (integer primary key), one column per attribute, `geom`
+(CGCS2000, EPSG:4490, x = longitude, y = latitude) and `h3` (see gis.hexagons). `onemap_layers` keeps, per layer, the data
 version that every write bumps (tile URLs and caches key on it) and the exact feature count.
 """
 
@@ -115,6 +115,8 @@ def layer_table(layer: Layer, metadata: MetaData, postgis: bool) -> Table:
             for a in layer.attributes
         ),
         Column("geom", geometry, nullable=False),
+        # the feature's H3 cell at gis.hexagons.FINEST_RES, written with the feature (aggregates)
+        Column("h3", BigInteger() if postgis else Integer(), index=True),
         comment=layer.description,
     )
 
