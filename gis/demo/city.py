@@ -27,6 +27,7 @@ KEY_PLACES = 3_000
 COMPONENTS = 200_000
 BATCH_ROWS = 50_000
 MIN_GRIDS = 20
+PRECISION_M = 0.001
 # independent generators per stage: a change to one layer's recipe leaves the others alone
 STAGES = {"layout": 1, "blocks": 2, "villages": 3, "admin": 4, "grids": 5, "buildings": 6, "people": 7,
           "key_places": 8, "cameras": 9, "components": 10, "other": 11}
@@ -64,7 +65,20 @@ def generate(scale: float = 0.05, seed: int = 42) -> dict[str, LayerData]:
     n_grids = max(MIN_GRIDS, round(GRIDS * scale))
     grid_polys, grid_street = _grids(_rng(seed, "grids"), admin, fp, atoms, anchors, atom_of, n_grids)
 
-    streets_ll = layout.to_lonlat(np.array([shapely.MultiPolygon([s]) for s in admin.streets], dtype=object))
+    # Snap to a millimetre grid: overlays leave vertices nanometres apart, which collapse into
+    # self-intersections once scaled to degrees. Streets and districts are then unions of their
+    # grids, so the three levels nest exactly.
+    grid_polys = list(shapely.set_precision(np.array(grid_polys, dtype=object), PRECISION_M))
+    grid_polys = layout.merge_fragments(grid_polys, grid_size=PRECISION_M)  # snapping can pinch a grid in two
+    admin.streets = [
+        shapely.union_all([grid_polys[g] for g in np.flatnonzero(grid_street == s)], grid_size=PRECISION_M)
+        for s in range(len(STREETS))
+    ]
+    admin.districts = [
+        shapely.union_all([admin.streets[i] for i, s in enumerate(STREETS) if s[2] == d], grid_size=PRECISION_M)
+        for d in range(len(DISTRICTS))
+    ]
+    streets_ll = layout.to_lonlat(np.array([_multi(s) for s in admin.streets], dtype=object))
     grids_ll = layout.to_lonlat(np.array(grid_polys, dtype=object))
     grid_codes = _grid_codes(grid_polys, grid_street)
     street_codes = [s[0] for s in STREETS]
@@ -82,7 +96,7 @@ def generate(scale: float = 0.05, seed: int = 42) -> dict[str, LayerData]:
     out: dict[str, LayerData] = {}
     area_km2 = lambda polys: np.round(shapely.area(np.asarray(polys, dtype=object)) / 1e6, 4).tolist()  # noqa: E731
     out["districts"] = LayerData(
-        layout.to_lonlat(np.array(admin.districts, dtype=object)),
+        layout.to_lonlat(np.array([_multi(d) for d in admin.districts], dtype=object)),
         {"code": [d[0] for d in DISTRICTS], "name": [d[1] for d in DISTRICTS], "area_km2": area_km2(admin.districts)},
     )
     out["streets"] = LayerData(
@@ -153,6 +167,10 @@ def _grids(rng, admin: layout.Admin, fp, atoms, anchors, atom_of, n_grids: int):
                 polys.append(cell)
                 street_of.append(s)
     return polys, np.array(street_of)
+
+
+def _multi(geom) -> shapely.MultiPolygon:
+    return geom if isinstance(geom, shapely.MultiPolygon) else shapely.MultiPolygon([geom])
 
 
 def _random_points(rng, poly, n: int, avoid) -> np.ndarray:

@@ -92,7 +92,7 @@ def voronoi_partition(region, seeds: np.ndarray) -> list:
     return merge_fragments(list(shapely.intersection(cells, region)))
 
 
-def merge_fragments(parts: list) -> list:
+def merge_fragments(parts: list, grid_size: float = 0.0) -> list:
     """Make every part a single polygon: stray pieces join the neighbour they share most edge with.
 
     Clipping convex cells to a concave parent leaves islands; folding them into a neighbour keeps
@@ -115,7 +115,7 @@ def merge_fragments(parts: list) -> list:
                 shared = shapely.length(shapely.intersection(piece.boundary, [parts[j].boundary for j in near]))
                 moved.setdefault(int(near[int(np.argmax(shared))]), []).append(piece)
         for j in sorted(moved):
-            parts[j] = _polygonal(shapely.union_all([parts[j], *moved[j]]))
+            parts[j] = _polygonal(shapely.union_all([parts[j], *moved[j]], grid_size=grid_size))
     return [p if isinstance(p, Polygon) else max(shapely.get_parts(p), key=lambda q: q.area) for p in parts]
 
 
