@@ -17,7 +17,7 @@ import shapely
 
 from gis.catalog import AttrType, GeometryType, Layer
 from gis.demo import layout, names, people, places, settlement
-from gis.demo.layout import DISTRICTS, STREETS
+from gis.demo.layout import DISTRICTS, PRECISION_M, STREETS
 from gis.storage.store import Batch, Store
 
 GRIDS = 2_176  # at scale 1
@@ -27,7 +27,6 @@ KEY_PLACES = 3_000
 COMPONENTS = 200_000
 BATCH_ROWS = 50_000
 MIN_GRIDS = 20
-PRECISION_M = 0.001
 # independent generators per stage: a change to one layer's recipe leaves the others alone
 STAGES = {"layout": 1, "blocks": 2, "villages": 3, "admin": 4, "grids": 5, "buildings": 6, "people": 7,
           "key_places": 8, "cameras": 9, "components": 10, "other": 11}
@@ -158,6 +157,8 @@ def _grids(rng, admin: layout.Admin, fp, atoms, anchors, atom_of, n_grids: int):
         if k_atoms:
             w = np.sqrt(atom_capacity[mine]) + 1e-9
             chosen = anchors[np.sort(rng.choice(mine, k_atoms, replace=False, p=w / w.sum()))]
+            # block centres lie on a lattice, whose cocircular points make a degenerate Voronoi diagram
+            chosen = chosen + rng.uniform(-25, 25, chosen.shape)
         free = _random_points(rng, street, k - k_atoms, atoms[mine] if len(mine) else None)
         seeds = np.vstack([chosen, free])
         cells = layout.voronoi_partition(street, seeds)

@@ -49,6 +49,9 @@ DISTRICTS = [
     ("37028305", "平度东部片区"),
 ]
 TOWN_STREETS = 5  # the first five are the jiedao around the town centre
+# Every overlay snaps to a millimetre grid: floating overlays leave vertices nanometres apart,
+# which later overlays trip over and which collapse into self-intersections in degrees.
+PRECISION_M = 0.001
 
 
 def to_lonlat(geoms: np.ndarray) -> np.ndarray:
@@ -78,7 +81,7 @@ def city_boundary(rng: np.random.Generator) -> Polygon:
         + 200 * np.sin(17 * theta + phases[3])
     )
     xy = xy + rel / np.linalg.norm(rel, axis=1)[:, None] * wobble[:, None]
-    poly = shapely.make_valid(shapely.polygons(np.vstack([xy, xy[:1]])))
+    poly = shapely.set_precision(shapely.make_valid(shapely.polygons(np.vstack([xy, xy[:1]]))), PRECISION_M)
     return max(shapely.get_parts(poly), key=lambda p: p.area)
 
 
@@ -89,10 +92,11 @@ def voronoi_partition(region, seeds: np.ndarray) -> list:
     minx, miny, maxx, maxy = region.bounds
     frame = shapely.box(minx - 1e4, miny - 1e4, maxx + 1e4, maxy + 1e4)
     cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(seeds), extend_to=frame, ordered=True))
-    return merge_fragments(list(shapely.intersection(cells, region)))
+    cells = cells[shapely.get_type_id(cells) == 3]  # a seed GEOS merged with a near neighbour has no cell
+    return merge_fragments(list(shapely.intersection(cells, region, grid_size=PRECISION_M)))
 
 
-def merge_fragments(parts: list, grid_size: float = 0.0) -> list:
+def merge_fragments(parts: list, grid_size: float = PRECISION_M) -> list:
     """Make every part a single polygon: stray pieces join the neighbour they share most edge with.
 
     Clipping convex cells to a concave parent leaves islands; folding them into a neighbour keeps
@@ -137,8 +141,8 @@ def snap_to_atoms(parts: list, atoms: np.ndarray, anchors: np.ndarray) -> tuple[
         if len(hit) == 0 and len(mine) == 0:
             new.append(part)
             continue
-        rest = shapely.difference(part, shapely.union_all(atoms[hit])) if len(hit) else part
-        new.append(_polygonal(shapely.union_all([rest, *atoms[mine]])))
+        rest = shapely.difference(part, shapely.union_all(atoms[hit], grid_size=PRECISION_M), grid_size=PRECISION_M) if len(hit) else part
+        new.append(_polygonal(shapely.union_all([rest, *atoms[mine]], grid_size=PRECISION_M)))
     return merge_fragments(new), owner
 
 
@@ -179,6 +183,6 @@ def admin_areas(boundary: Polygon, rng: np.random.Generator, atoms: np.ndarray, 
     districts = []
     for d in range(len(DISTRICTS)):
         members = [streets[i] for i, s in enumerate(STREETS) if s[2] == d]
-        union = _polygonal(shapely.union_all(members))
+        union = _polygonal(shapely.union_all(members, grid_size=PRECISION_M))
         districts.append(union if isinstance(union, shapely.MultiPolygon) else shapely.MultiPolygon([union]))
     return Admin(boundary, streets, districts)
