@@ -55,12 +55,20 @@ class ServerSettings(BaseSettings):
     max_items: int = Field(default=10_000, ge=1)
     layers_dir: Path = REPO_ROOT / "layers"
     pygeoapi_config: Path = REPO_ROOT / "pygeoapi-config.yml"
+    indicators_file: Path | None = Field(
+        default=None, description="the indicator registry; default layers_dir/indicators/registry.yml"
+    )
+    suppression_k: int = Field(default=10, ge=1, description="smallest group of people an aggregate may show")
     tile_cache_dir: Path | None = Field(
         default=REPO_ROOT / "data" / "cache", description="disk tile cache; empty to keep tiles in memory only"
     )
     count_cache_seconds: float = Field(
         default=300.0, ge=0, description="how long an exact numberMatched is reused for one filter"
     )
+
+    @property
+    def indicator_registry(self) -> Path:
+        return self.indicators_file or self.layers_dir / "indicators" / "registry.yml"
 
     @property
     def public_url(self) -> str:

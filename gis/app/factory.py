@@ -25,6 +25,8 @@ from gis.ogc.checks import Context
 from gis.ogc.config import build_config
 from gis.ogc.routes import OgcFeatures
 from gis.settings import Settings
+from gis.stats.api import StatsService
+from gis.stats.indicators import Indicators
 from gis.storage.store import Store
 
 LOG = logging.getLogger("onemap")
@@ -50,9 +52,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         extra_routes += tile_service.routes
         extra_conformance += list(getattr(tile_service, "conformance", []))
 
+    indicators = Indicators.load(settings.server.indicator_registry, catalog)
+    stats = StatsService(store, indicators, settings.server.suppression_k)
+
     features = OgcFeatures(api, Context(catalog, published), extra_conformance)
     routes = [
         *health.ROUTES,
+        *stats.routes,
         *extra_routes,
         *features.routes(),
         Mount("/static", StaticFiles(directory=PYGEOAPI_STATIC), name="static"),

@@ -46,17 +46,20 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
     raise FilterError(f"filter-lang {lang!r} is not supported; use cql2-text or cql2-json")
 
 
-def queryables(layer: Layer) -> dict[str, AttrType]:
-    return {"id": AttrType.integer, **{a.name: a.type for a in layer.public_attributes}}
+def queryables(layer: Layer, trusted: bool = False) -> dict[str, AttrType]:
+    """What a filter may name: the public attributes, or every attribute for filters the city
+    itself wrote (indicator definitions), never for a client's."""
+    attributes = layer.attributes if trusted else layer.public_attributes
+    return {"id": AttrType.integer, **{a.name: a.type for a in attributes}}
 
 
-def validate(node: ast.Node, layer: Layer) -> None:
+def validate(node: ast.Node, layer: Layer, trusted: bool = False) -> None:
     """Refuses what the translator would refuse, before any SQL is built."""
-    _Translator(layer, None).check(node)
+    _Translator(layer, None, trusted).check(node)
 
 
-def to_sqlalchemy(node: ast.Node, layer: Layer, table: Table) -> ColumnElement:
-    return _Translator(layer, table).clause(node)
+def to_sqlalchemy(node: ast.Node, layer: Layer, table: Table, trusted: bool = False) -> ColumnElement:
+    return _Translator(layer, table, trusted).clause(node)
 
 
 def where_clause(text: str, lang: str | None, layer: Layer, table: Table) -> ColumnElement:
@@ -88,10 +91,10 @@ _SPATIAL = {
 class _Translator:
     """Walks the AST once; with `table=None` it only checks (names, types, depth, size)."""
 
-    def __init__(self, layer: Layer, table: Table | None):
+    def __init__(self, layer: Layer, table: Table | None, trusted: bool = False):
         self.layer = layer
         self.table = table
-        self.fields = queryables(layer)
+        self.fields = queryables(layer, trusted)
         self.nodes = 0
 
     def check(self, node) -> None:

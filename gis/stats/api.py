@@ -1,0 +1,128 @@
+"""`/stats`: indicator values by area, as JSON or CSV; `/stats/indicators`: the registry.
+
+GET /stats?indicator=residents&by=grid            every grid's value
+GET /stats?indicator=residents&by=h3&res=8         every H3 cell's value at resolution 8
+POST /stats {"indicator": ..., "polygon": GeoJSON}  the value inside a polygon (CRS84)
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import shapely
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from gis.app.problems import Problem
+from gis.features.cql import FilterError
+from gis.stats.aggregate import AREAS, Answer, StatsError, aggregate
+from gis.stats.indicators import Indicators
+from gis.storage.store import Store
+
+MAX_BODY = 1_000_000
+
+
+class StatsService:
+    def __init__(self, store: Store, indicators: Indicators, k: int):
+        self.store = store
+        self.indicators = indicators
+        self.k = k
+
+    @property
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/stats/indicators", self.list_indicators, methods=["GET", "HEAD"]),
+            Route("/stats", self.stats, methods=["GET", "HEAD", "POST"]),
+        ]
+
+    async def list_indicators(self, request: Request) -> Response:
+        return JSONResponse({"indicators": [i.describe() for i in self.indicators], "k": self.k})
+
+    async def stats(self, request: Request) -> Response:
+        params = dict(request.query_params)
+        polygon = None
+        if request.method == "POST":
+            body = await _json_body(request)
+            params.update({k: str(v) for k, v in body.items() if k in ("indicator", "by", "res", "f")})
+            if "polygon" in body:
+                polygon = _polygon(body["polygon"])
+        indicator_id = params.get("indicator")
+        if not indicator_id:
+            raise Problem(400, "indicator is required; see /stats/indicators for the list")
+        indicator = self.indicators.get(indicator_id)
+        if indicator is None:
+            raise Problem(404, f"no indicator {indicator_id[:60]!r}; see /stats/indicators for the list", "NotFound")
+        area = params.get("by", "city")
+        if area not in AREAS:
+            raise Problem(400, f"by must be one of {', '.join(AREAS)}, got {area[:40]!r}")
+        res = _resolution(params.get("res"))
+        fmt = params.get("f", "json")
+        if fmt not in ("json", "csv"):
+            raise Problem(400, f"f must be json or csv, got {fmt[:20]!r}")
+        try:
+            answer = await run_in_threadpool(aggregate, self.store, indicator, area, res, polygon, self.k)
+        except (StatsError, FilterError) as err:
+            raise Problem(400, str(err)) from None
+        return _csv(answer) if fmt == "csv" else JSONResponse(answer.as_json())
+
+
+async def _json_body(request: Request) -> dict:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY:
+        raise Problem(413, f"request body over {MAX_BODY} bytes")
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise Problem(413, f"request body over {MAX_BODY} bytes")
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        raise Problem(400, "the request body is not JSON") from None
+    if not isinstance(body, dict):
+        raise Problem(400, "the request body must be a JSON object")
+    return body
+
+
+def _polygon(value) -> shapely.Geometry:
+    try:
+        shape = shapely.geometry.shape(value)
+    except Exception:
+        raise Problem(400, "polygon must be a GeoJSON Polygon or MultiPolygon in CRS84 (lon/lat)") from None
+    if shape.geom_type not in ("Polygon", "MultiPolygon"):
+        raise Problem(400, f"polygon must be a Polygon or MultiPolygon, got {shape.geom_type}")
+    minx, miny, maxx, maxy = shape.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise Problem(400, "polygon coordinates must be longitude/latitude (CRS84)")
+    if not shape.is_valid:
+        raise Problem(400, f"polygon is not valid: {shapely.is_valid_reason(shape)}")
+    return shape
+
+
+def _resolution(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise Problem(400, f"res must be an integer H3 resolution, got {raw[:20]!r}")
+    return int(raw)
+
+
+def _csv(answer: Answer) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["key", "value"])
+    document = answer.as_json()
+    for group in document["groups"]:
+        writer.writerow([group["key"], group["value"]])
+    # a last row keeps the column's sum equal to the total, as in the JSON
+    writer.writerow(["suppressed", "" if document["suppressed"]["value"] is None else document["suppressed"]["value"]])
+    filename = f"{answer.indicator.id}-by-{answer.area}.csv"
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
