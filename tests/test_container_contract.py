@@ -348,7 +348,6 @@ def demo_gpkg(tmp_path_factory) -> str:
     return url
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_image_start_command_serves_and_passes_its_own_healthcheck(docker, demo_gpkg, tmp_path):
     cmd, check = cmd_of(docker), healthcheck_argv(docker)
