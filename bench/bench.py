@@ -1,0 +1,358 @@
+"""OneMap's tile benchmark against its peers (issue 3). Run it with bench/run.sh (make bench).
+
+One fixed, shuffled list of tiles (zoom 10 to 16 over the demo city, buildings and a point layer)
+is walked with wrk by OneMap, tipg and pygeoapi's MVT-postgresql provider, one server at a time on
+127.0.0.1 with the same worker count, at concurrency 1 and 16; next to them, two bounds measured in
+the same run: the raw database time of OneMap's own ST_AsMVT statements, and a bare starlette app
+returning a fixed 30 KB body. Then: single-flight and cancellation checks against PostgreSQL's own
+view, and the embedded store (GeoPackage) at z14. Prints one table and the goal ratios (PASS/FAIL);
+writes everything to bench/results/<UTC time>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path[:0] = [str(BENCH), str(REPO)]
+
+import psycopg  # noqa: E402
+
+import checks  # noqa: E402
+import load  # noqa: E402
+import rawdb  # noqa: E402
+import servers  # noqa: E402
+import tilelist  # noqa: E402
+
+GOAL_TIPG_X = 2.0
+GOAL_RAW_X = 0.9
+GOAL_BARE_X = 0.5
+GOAL_EMBEDDED_P95_MS = 50.0
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def layer_meta(database_url: str, schema: str = "onemap") -> dict:
+    with psycopg.connect(rawdb.conninfo(database_url)) as conn:
+        rows = conn.execute(f'SELECT layer, feature_count, minx, miny, maxx, maxy FROM "{schema}".onemap_layers').fetchall()
+    return {r[0]: {"features": r[1], "bbox": tuple(r[2:6])} for r in rows}
+
+
+def prewarm(database_url: str, layers: list[str], schema: str = "onemap") -> None:
+    """Read the layers' tables and indexes once, so no server pays the first cold read."""
+    with psycopg.connect(rawdb.conninfo(database_url), autocommit=True) as conn:
+        try:
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+            for layer in layers:
+                rels = conn.execute(
+                    "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND (c.relname = %s OR c.oid IN (SELECT indexrelid FROM pg_index "
+                    "WHERE indrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass))",
+                    (schema, layer, schema, layer)).fetchall()
+                for (rel,) in rels:
+                    conn.execute("SELECT pg_prewarm(%s::regclass)", (rel,))
+        except psycopg.Error as err:
+            log(f"pg_prewarm unavailable ({err}); a sequential read instead")
+            for layer in layers:
+                conn.execute(f'SELECT count(*) FROM "{schema}"."{layer}"')
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    mem_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gb": round(mem_kb / 2**20, 1),
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+def versions(database_url: str) -> dict:
+    out = {}
+    with psycopg.connect(rawdb.conninfo(database_url)) as conn:
+        out["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+        out["postgis"] = conn.execute("SELECT postgis_lib_version()").fetchone()[0]
+    for name, venv, pkg in (("onemap", REPO / ".venv", "uvicorn"), ("tipg", BENCH / ".venvs/tipg", "tipg"),
+                            ("pygeoapi", BENCH / ".venvs/pygeoapi", "pygeoapi")):
+        try:
+            code = f"import importlib.metadata as m; print(m.version('{pkg}'), m.version('uvicorn'))"
+            v = subprocess.run([str(venv / "bin/python"), "-c", code], capture_output=True, text=True, check=True)
+            out[name] = v.stdout.strip()
+        except Exception:
+            out[name] = "?"
+    out["wrk"] = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0].strip()
+    return out
+
+
+class Run:
+    def __init__(self, args):
+        self.args = args
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.out = BENCH / "results" / stamp
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.logs = self.out / "logs"
+        self.logs.mkdir()
+        self.rows: list[dict] = []
+        self.checks: dict = {}
+        self.notes: list[str] = []
+
+    def row(self, server: str, phase: str, conc: int, res: dict) -> dict:
+        r = {"server": server, "phase": phase, "c": conc, **{k: v for k, v in res.items() if k not in ("wrk", "per_tile_s")}}
+        self.rows.append(r)
+        log(f"{server:<16} {phase:<6} c{conc:<3} {r['tiles_s']:9.1f} tiles/s  p50 {r['p50_ms']:8.1f}  p95 {r['p95_ms']:8.1f}"
+            f"  p99 {r['p99_ms']:8.1f} ms  {r['bytes_per_tile']:9.0f} B/tile  {r['errors']} errors  ({r['tiles']} tiles,"
+            f" {r['seconds']} s{'' if r.get('complete', True) else ', time cap'})")
+        self.save()
+        return r
+
+    def save(self) -> None:
+        (self.out / "results.json").write_text(json.dumps(
+            {"rows": self.rows, "checks": self.checks, "notes": self.notes, "args": vars(self.args)}, indent=1, default=str))
+
+    def find(self, server: str, phase: str, conc: int) -> dict | None:
+        return next((r for r in self.rows if (r["server"], r["phase"], r["c"]) == (server, phase, conc)), None)
+
+    def walk(self, server: servers.Server, pathfile: Path, conc: int, mode: str, seconds: float) -> dict:
+        return load.walk(server.base, pathfile, conc, mode, seconds, self.logs / f"wrk-{server.name}.log")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/onemap_bench")
+    p.add_argument("--gpkg", default=str(BENCH / "results" / "city-0.05.gpkg"), help="embedded store for the z14 check")
+    p.add_argument("--workers", type=int, default=2, help="worker processes per server (same for all)")
+    p.add_argument("--layers", default="buildings,cameras", help="polygon layer and point layer to tile")
+    p.add_argument("--c1-seconds", type=float, default=20, help="cap of each c1 walk")
+    p.add_argument("--c16-seconds", type=float, default=45, help="cap of each c16 cold walk")
+    p.add_argument("--warm-seconds", type=float, default=10, help="length of warm and bare-bound walks")
+    p.add_argument("--slow-seconds", type=float, default=30, help="cap of each pygeoapi walk")
+    p.add_argument("--servers", default="raw,bare,onemap,tipg,pygeoapi,embedded", help="what to run (subset for trials)")
+    args = p.parse_args()
+    run = Run(args)
+    want = set(args.servers.split(","))
+    layers = args.layers.split(",")
+    url, workers = args.database_url, args.workers
+
+    meta = layer_meta(url)
+    missing = [layer for layer in layers if meta.get(layer, {}).get("features", 0) == 0]
+    if missing:
+        log(f"no features in {missing} at {url}: build the city first (bench/run.sh does)")
+        return 2
+    boxes = [meta[layer]["bbox"] for layer in layers]
+    bbox = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+    tiles = tilelist.tile_list(bbox, layers)
+    run.checks["city"] = {"database": url, "features": {k: v["features"] for k, v in meta.items()}, "bbox": bbox,
+                          "tiles_in_list": len(tiles), "per_zoom": {z: sum(1 for t in tiles if t.z == z) for z in tilelist.ZOOMS}}
+    run.checks["machine"] = machine()
+    run.checks["versions"] = versions(url)
+    log(f"city: {meta[layers[0]]['features']} {layers[0]}, {meta[layers[1]]['features']} {layers[1]}; "
+        f"{len(tiles)} tiles in the list (z10-16); results in {run.out}")
+    paths = {
+        "onemap": tilelist.write_paths(run.out / "paths-onemap.txt", tiles, tilelist.onemap_path),
+        "tipg": tilelist.write_paths(run.out / "paths-tipg.txt", tiles, tilelist.tipg_path),
+        "pygeoapi": tilelist.write_paths(run.out / "paths-pygeoapi.txt", tiles, tilelist.pygeoapi_path),
+    }
+    prewarm(url, layers)
+
+    # -- bound 1: the raw database time of OneMap's own statements --------------------------------
+    stmts = rawdb.statements(url, tiles)
+    slowest = None
+    if "raw" in want:
+        log("raw ST_AsMVT bound")
+        rawdb.run(url, stmts, 16, 30)  # one untimed pass: every page the list touches is in memory
+        for conc, cap in ((1, args.c1_seconds), (16, args.c16_seconds)):
+            res = rawdb.run(url, stmts, conc, cap)
+            run.row("raw ST_AsMVT", "db", conc, res)
+            if conc == 16:
+                per = res["per_tile_s"]
+                heavy = [(dt_, i) for i, dt_ in per.items() if tiles[i].layer == layers[0]]
+                slowest = tiles[max(heavy)[1]] if heavy else None
+
+    # -- bound 2: bare starlette, fixed 30 KB -----------------------------------------------------
+    if "bare" in want:
+        log("bare starlette bound")
+        with servers.bare(workers, run.logs / "bare.log") as srv:
+            run.walk(srv, paths["onemap"], 16, "loop", 3)  # connections and workers up
+            for conc in (1, 16):
+                run.row("bare starlette", "30KB", conc, run.walk(srv, paths["onemap"], conc, "loop", args.warm_seconds))
+
+    # -- OneMap ------------------------------------------------------------------------------------
+    if "onemap" in want:
+        cache_root = Path(tempfile.mkdtemp(prefix="onemap-bench-cache-"))
+        try:
+            def fresh(name: str, nodelay: bool = True) -> servers.Server:
+                cache = cache_root / name
+                return servers.onemap(url, workers, cache, run.logs / "onemap.log", nodelay=nodelay)
+
+            log("OneMap cold c1 (empty caches)")
+            with fresh("c1") as srv:
+                run.row("OneMap", "cold", 1, run.walk(srv, paths["onemap"], 1, "once", args.c1_seconds))
+            log("OneMap cold c16 (empty caches), then warm")
+            with fresh("c16") as srv:
+                run.row("OneMap", "cold", 16, run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds))
+                # each worker has its own memory LRU: walk the list twice more so both hold every tile
+                for _ in range(2):
+                    run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds)
+                for conc in (16, 1):
+                    run.row("OneMap", "warm", conc, run.walk(srv, paths["onemap"], conc, "loop", args.warm_seconds))
+            with fresh("plain-uvicorn", nodelay=False) as srv:
+                for _ in range(3):
+                    run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds)
+                run.row("OneMap (onemap serve)", "warm", 16, run.walk(srv, paths["onemap"], 16, "loop", args.warm_seconds))
+            log("single-flight and cancellation")
+            probe = slowest or next(t for t in tiles if t.layer == layers[0] and t.z == 14)
+            with fresh("checks") as srv:
+                run.checks["single_flight"] = checks.single_flight(srv.base, tilelist.onemap_path(probe), url)
+                log(f"single-flight: {run.checks['single_flight']}")
+                # a tile nobody asked for yet (this server's cache is empty but for the probe)
+                other = next(t for t in tiles if t.layer == layers[0] and t.z == 15 and t != probe)
+                run.checks["cancellation"] = checks.cancellation(
+                    srv.base, tilelist.onemap_path(other), url, f"onemap.{layers[0]}")
+                log(f"cancellation: {run.checks['cancellation']}")
+            run.save()
+        finally:
+            shutil.rmtree(cache_root, ignore_errors=True)
+
+    # -- peers ---------------------------------------------------------------------------------------
+    if "tipg" in want:
+        log("tipg (no tile cache)")
+        for conc, cap in ((1, args.c1_seconds), (16, args.c16_seconds)):
+            with servers.tipg(url, workers, run.logs / "tipg.log") as srv:
+                run.row("tipg", "cold", conc, run.walk(srv, paths["tipg"], conc, "once", cap))
+    if "pygeoapi" in want:
+        log("pygeoapi MVT-postgresql (no tile cache)")
+        for conc in (1, 16):
+            srv = servers.pygeoapi(url, workers, run.logs / "pygeoapi.log", run.out / "pygeoapi", layers, bbox)
+            with srv:
+                run.row("pygeoapi MVT-pg", "cold", conc, run.walk(srv, paths["pygeoapi"], conc, "once", args.slow_seconds))
+
+    # -- embedded store: scale-0.05 city in a GeoPackage, z14 cold -----------------------------------
+    if "embedded" in want:
+        gpkg = Path(args.gpkg)
+        gurl = f"gpkg:///{gpkg}"
+        if not gpkg.exists():
+            log(f"building the scale-0.05 city into {gpkg}")
+            subprocess.run([str(REPO / ".venv/bin/onemap"), "demo", "--scale", "0.05", "--database-url", gurl], check=True,
+                           stdout=subprocess.DEVNULL)
+        gbox = embedded_bbox(gpkg, layers)
+        z14 = [tilelist.Tile(layer, z, x, y) for layer in [*layers, ""] for z, x, y in tilelist.tiles_over(gbox, [14])]
+        random.Random(tilelist.SEED).shuffle(z14)
+
+        def form(t):
+            return tilelist.onemap_path(t) if t.layer else f"/tiles/WebMercatorQuad/{t.z}/{t.y}/{t.x}"
+
+        epaths = tilelist.write_paths(run.out / "paths-embedded-z14.txt", z14, form)
+        run.checks["embedded"] = {"store": gurl, "z14_tiles": len(z14), "tilesets": [*layers, "onemap (all layers)"]}
+        cache_root = Path(tempfile.mkdtemp(prefix="onemap-bench-cache-"))
+        try:
+            for conc in (1, 16):
+                with servers.onemap(gurl, workers, cache_root / f"g{conc}", run.logs / "onemap-embedded.log") as srv:
+                    run.row("OneMap GeoPackage", "z14", conc, run.walk(srv, epaths, conc, "once", args.c16_seconds))
+        finally:
+            shutil.rmtree(cache_root, ignore_errors=True)
+
+    report(run)
+    return 0
+
+
+def embedded_bbox(gpkg: Path, layers: list[str]) -> tuple[float, float, float, float]:
+    import sqlite3
+
+    with sqlite3.connect(gpkg) as conn:
+        rows = conn.execute(
+            f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM onemap_layers WHERE layer IN ({','.join('?' * len(layers))})",
+            layers).fetchone()
+    return tuple(rows)
+
+
+def ratio_lines(run: Run) -> list[tuple[str, str, bool | None]]:
+    out: list[tuple[str, str, bool | None]] = []
+    f = run.find
+    om16, om1 = f("OneMap", "cold", 16), f("OneMap", "cold", 1)
+    tg16, tg1 = f("tipg", "cold", 16), f("tipg", "cold", 1)
+    raw16 = f("raw ST_AsMVT", "db", 16)
+    warm16, bare16 = f("OneMap", "warm", 16), f("bare starlette", "30KB", 16)
+    emb1 = f("OneMap GeoPackage", "z14", 1)
+    if om16 and tg16:
+        x = om16["tiles_s"] / tg16["tiles_s"]
+        out.append((f"cold c16: OneMap / tipg tiles/s = {om16['tiles_s']:.1f} / {tg16['tiles_s']:.1f}",
+                    f"{x:.2f}x (goal >= {GOAL_TIPG_X}x)", x >= GOAL_TIPG_X))
+    if om16 and raw16:
+        x = om16["tiles_s"] / raw16["tiles_s"]
+        out.append((f"cold c16: OneMap / raw ST_AsMVT tiles/s = {om16['tiles_s']:.1f} / {raw16['tiles_s']:.1f}",
+                    f"{x:.2f}x (goal >= {GOAL_RAW_X}x)", x >= GOAL_RAW_X))
+    for a, b, c in ((om16, tg16, 16), (om1, tg1, 1)):
+        if a and b:
+            out.append((f"cold c{c}: p95 OneMap vs tipg = {a['p95_ms']:.1f} vs {b['p95_ms']:.1f} ms",
+                        f"{a['p95_ms'] / b['p95_ms']:.2f}x (goal <= 1x)", a["p95_ms"] <= b["p95_ms"]))
+    if warm16 and bare16:
+        x = warm16["tiles_s"] / bare16["tiles_s"]
+        out.append((f"warm c16: OneMap / bare starlette tiles/s = {warm16['tiles_s']:.0f} / {bare16['tiles_s']:.0f}",
+                    f"{x:.2f}x (goal >= {GOAL_BARE_X}x)", x >= GOAL_BARE_X))
+    sf = run.checks.get("single_flight")
+    if sf:
+        out.append((f"single-flight: {sf['clients']} concurrent misses on one tile ran {sf['queries']} tile "
+                    f"statement(s) on {sf['backends']} backend(s), {run.args.workers} workers", "goal 1", sf["queries"] == 1))
+    cx = run.checks.get("cancellation")
+    if cx:
+        ok = bool(cx.get("cancelled"))
+        out.append((f"cancellation: client gone, its statement {'stopped after ' + str(cx['cancel_ms']) + ' ms' if ok else 'kept running'}",
+                    "goal: stopped (< 3 s)", ok))
+    if emb1:
+        out.append((f"embedded (GeoPackage, scale 0.05) z14 cold c1: p95 {emb1['p95_ms']:.1f} ms",
+                    f"goal <= {GOAL_EMBEDDED_P95_MS:.0f} ms", emb1["p95_ms"] <= GOAL_EMBEDDED_P95_MS))
+    errs = sum(r["errors"] for r in run.rows if r["server"].startswith("OneMap"))
+    out.append((f"OneMap errors over all walks: {errs}", "goal 0", errs == 0))
+    return out
+
+
+def table(run: Run) -> str:
+    head = ("server", "phase", "c", "tiles/s", "p50 ms", "p95 ms", "p99 ms", "bytes/tile", "errors", "tiles")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for r in run.rows:
+        tiles_note = f"{r['tiles']}" + ("" if r.get("complete", True) else " (time cap)")
+        lines.append("| " + " | ".join([
+            r["server"], r["phase"], str(r["c"]), f"{r['tiles_s']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
+            f"{r['p99_ms']:.1f}", f"{r['bytes_per_tile']:.0f}", str(r["errors"]), tiles_note]) + " |")
+    return "\n".join(lines)
+
+
+def report(run: Run) -> None:
+    m, v, city = run.checks["machine"], run.checks["versions"], run.checks["city"]
+    text = [
+        f"OneMap tile benchmark, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+        f"machine: {m['cpus']} CPUs ({m['cpu']}), {m['memory_gb']} GB RAM, Linux {m['kernel']}; "
+        f"PostgreSQL {v['postgresql']}, PostGIS {v['postgis']}; {v['wrk']}",
+        f"versions (package, uvicorn): OneMap {v['onemap']}; tipg {v['tipg']}; pygeoapi {v['pygeoapi']}",
+        f"city: {city['features']}; {city['tiles_in_list']} tiles in the list, per zoom {city['per_zoom']}",
+        f"{run.args.workers} workers per server, all on 127.0.0.1; load and database on the same machine",
+        "",
+        table(run),
+        "",
+        "goals (ratios from this run):",
+    ]
+    for what, value, ok in ratio_lines(run):
+        text.append(f"  {'PASS' if ok else 'FAIL' if ok is not None else '    '}  {what}: {value}")
+    out = "\n".join(text)
+    print(out)
+    (run.out / "report.txt").write_text(out + "\n")
+    latest = BENCH / "results" / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink()
+    latest.symlink_to(run.out.name)
+    run.save()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The raw database bound: the very statements OneMap's PostGIS renderer runs, straight through psycopg.
+
+Statements are built by OneMap's own code (TileEngine.plan + tiles.render_postgis) for each tile of
+the list, captured instead of executed, then run by N threads each holding one connection, over the
+same tiles in the same order. A tile whose plan carries no layer at its zoom costs no statement (as
+in OneMap). Only the first statement of a tile is run: OneMap's budget re-renders are its own cost.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+
+import psycopg
+
+from tilelist import Tile
+
+
+class _Captured(Exception):
+    def __init__(self, sql, params):
+        self.sql, self.params = sql, params
+
+
+class _Capture:
+    dialect = None
+
+    def exec_driver_sql(self, sql, params):
+        raise _Captured(sql, params)
+
+
+def statements(database_url: str, tiles: list[Tile]) -> list[tuple[str, dict] | None]:
+    from gis.settings import Settings
+    from gis.storage.store import Store
+    from tiles import render_postgis
+    from tiles.engine import TileEngine
+    from tiles.matrix import GRIDS
+
+    store = Store.open(Settings.from_env(database_url=database_url))
+    try:
+        engine = TileEngine(store)
+        grid = GRIDS["WebMercatorQuad"]
+        out: list[tuple[str, dict] | None] = []
+        for t in tiles:
+            plan = engine.plan(t.layer, grid, t.z, t.x, t.y)
+            if not plan.layers:
+                out.append(None)
+                continue
+            try:
+                render_postgis.render(_Capture(), store.schema, plan, {})
+            except _Captured as c:
+                out.append((c.sql, dict(c.params)))
+        return out
+    finally:
+        store.close()
+
+
+def conninfo(database_url: str, schema: str = "onemap") -> str:
+    return "postgresql://" + database_url.split("://", 1)[1]
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(p / 100 * len(values) + 0.5)) - 1))
+    return values[k]
+
+
+def run(database_url: str, stmts: list, concurrency: int, seconds: float, schema: str = "onemap") -> dict:
+    """Each tile once (in list order) over `concurrency` connections, stopping after `seconds`."""
+    conns = [
+        psycopg.connect(conninfo(database_url), options=f"-c search_path={schema},public -c statement_timeout=60000",
+                        application_name="onemap-bench-raw", autocommit=True)
+        for _ in range(concurrency)
+    ]
+    lock = threading.Lock()
+    state = {"next": 0}
+    latencies: list[float] = []
+    sizes: list[int] = []
+    per_tile: dict[int, float] = {}
+    errors = [0]
+    deadline = time.perf_counter() + seconds
+
+    def worker(conn):
+        lat, size = [], []
+        while True:
+            with lock:
+                i = state["next"]
+                state["next"] += 1
+            if i >= len(stmts) or time.perf_counter() > deadline:
+                break
+            t0 = time.perf_counter()
+            nbytes = 0
+            if stmts[i] is not None:
+                sql, params = stmts[i]
+                try:
+                    row = conn.execute(sql, params).fetchone()
+                    nbytes = sum(len(row[j]) for j in range(0, len(row), 2) if row[j + 1])
+                except psycopg.Error:
+                    with lock:
+                        errors[0] += 1
+            dt = time.perf_counter() - t0
+            lat.append(dt)
+            size.append(nbytes)
+            per_tile[i] = dt
+        with lock:
+            latencies.extend(lat)
+            sizes.extend(size)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in conns]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    n = len(latencies)
+    return {
+        "tiles": n,
+        "complete": n == len(stmts),
+        "seconds": round(elapsed, 3),
+        "tiles_s": n / elapsed if elapsed else 0.0,
+        "p50_ms": pct(latencies, 50) * 1000,
+        "p95_ms": pct(latencies, 95) * 1000,
+        "p99_ms": pct(latencies, 99) * 1000,
+        "bytes_per_tile": statistics.fmean(sizes) if sizes else 0.0,
+        "errors": errors[0],
+        "empty": sum(1 for s in sizes if s == 0),
+        "per_tile_s": per_tile,
+    }
