@@ -32,6 +32,7 @@ venv-test:
 run:
 	scripts/ensure-system run
 	scripts/ensure-venv requirements.lock
+	@case "$${ONEMAP_DATABASE_URL:-}" in postgresql*) scripts/ensure-postgres "$$ONEMAP_DATABASE_URL" ;; esac
 	@if $(VENV)/bin/onemap demo --help >/dev/null 2>&1; then \
 		$(VENV)/bin/onemap demo --scale $(DEMO_SCALE); \
 	else \
