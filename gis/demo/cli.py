@@ -58,8 +58,14 @@ def _build(settings, scale: float, seed: int, force: bool, where: str):
     from gis.demo.city import build_demo
     from gis.storage.store import Store
 
+    if not settings.database.is_postgis:
+        from gis.storage.engine import gpkg_path
+
+        gpkg_path(settings.database.database_url).parent.mkdir(parents=True, exist_ok=True)
     store = Store.open(settings)
     try:
+        with store.engine.connect():  # is_built() reads an unreachable store as empty: ask first
+            pass
         if not force and store.is_built():
             click.echo(f"{where} already holds a city; pass --force to rebuild it")
             return None, 0.0
@@ -116,9 +122,16 @@ def _explain(err: Exception, where: str) -> tuple[str, str]:
             "start PostgreSQL (`make run` does), or pass --database-url gpkg:///path/to/city.gpkg "
             "to build into an embedded GeoPackage instead",
         )
+    if type(err).__module__.startswith(("sqlean", "sqlite3")):  # raised by the GeoPackage connector itself
+        return (
+            f"cannot open the GeoPackage {where}: {err}",
+            "check that its directory is writable, or pass --database-url with another gpkg:/// path",
+        )
     if isinstance(err, DBAPIError):
         reason = str(getattr(err, "orig", err)).strip().splitlines()[0]
         return f"the database refused the build: {reason}", "check that the user may create tables and extensions"
+    if isinstance(err, OSError):
+        return f"cannot use {where}: {err}", "check the path and its permissions"
     if isinstance(err, (ValueError, FileNotFoundError)):
         return str(err), "fix the layer definitions in layers/ and run `onemap demo` again"
     return f"{type(err).__name__}: {err}", "this is a bug in the demo generator; please report it with the command line"

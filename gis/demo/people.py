@@ -88,7 +88,7 @@ def residents(rng, n_people: int, fp: Footprints, building_address: list[str]):
 
     year = REFERENCE_DATE.year - age
     hi_day = (year - 1970).astype("datetime64[Y]").astype("datetime64[D]")
-    lo_day = (year - 1 - 1970).astype("datetime64[Y]").astype("datetime64[D]") + 1
+    lo_day = (year - 1 - 1970).astype("datetime64[Y]").astype("datetime64[D]") + np.timedelta64(1, "D")
     birth = lo_day + (rng.random(n_people) * ((hi_day - lo_day).astype(int) + 1)).astype(int)
     seq = _unique_sequences(rng, birth, male)
 

@@ -210,7 +210,7 @@ def cameras(rng, n: int, blocks: Blocks, villages: Villages, places_xy: np.ndarr
     number = rng.integers(1, 13, total)
     cols = {
         "name": [f"{place}{'球机' if d else '枪机'}{k:02d}" for place, d, k in zip(loc, dome.tolist(), number.tolist())],
-        "direction_deg": np.round((90 - math_deg) % 360, 1),
+        "direction_deg": np.round((90 - math_deg) % 360, 1) % 360,  # 359.97 rounds to 360.0
         "fov_deg": np.round(np.where(dome, rng.uniform(55, 95, total), rng.uniform(35, 80, total)), 1),
         "owner_dept": np.concatenate(dept).tolist() if dept else [],
         "status": np.where(rng.random(total) < 0.93, "online", "offline").tolist(),
