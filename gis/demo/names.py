@@ -52,7 +52,7 @@ def road_name(roads: list[str], index: int) -> str:
 def village_names(rng: np.random.Generator, n: int) -> list[str]:
     combos = [p + s + x for s in SURNAMES for x in VILLAGE_SUFFIX for p in VILLAGE_PREFIX]
     pick = rng.choice(len(combos), n, replace=n > len(combos))
-    return [combos[k] + "村" for k in pick.tolist()]
+    return [combos[k] if combos[k].endswith("村") else combos[k] + "村" for k in pick.tolist()]
 
 
 def chinese_number(n: int) -> str:

@@ -46,6 +46,7 @@ COMPONENT_TYPES = {  # code: (name after GB/T 30428.2, department, share)
     "0405": ("行道树", "平度市园林绿化服务中心", 0.26),
 }
 SEAT_NS_ROADS = names.SEAT_ROADS[::-1]
+HOSPITALS = ["人民医院", "中医医院", "妇幼保健院", "第二人民医院", "第三人民医院", "精神卫生中心", "口腔医院", "骨科医院"]
 UTC = dt.UTC
 
 
@@ -112,7 +113,7 @@ def key_places(rng, n: int, blocks: Blocks, fp: Footprints, bstreet: np.ndarray,
         xy = fp.inner_points(picks, rng.uniform(-1, 1, k), rng.uniform(-1, 1, k))
         xs.append(xy[:, 0]), ys.append(xy[:, 1])
         for b in picks.tolist():
-            out_name.append(_unique(seen, _place_name(cat, fp, b, street_names[bstreet[b]])))
+            out_name.append(_unique(seen, _place_name(cat, fp, b, street_names[bstreet[b]], seen)))
         lo_hi = CAPACITY.get(cat)
         out_cap += [int(v) for v in rng.integers(*lo_hi, k)] if lo_hi else [None] * k
         out_cat += [cat] * k
@@ -122,12 +123,24 @@ def key_places(rng, n: int, blocks: Blocks, fp: Footprints, bstreet: np.ndarray,
     return xy, {"category": out_cat, "name": out_name, "capacity": out_cap, "contact": contact}
 
 
+KINDS = ("实验学校", "中心小学", "小学", "中学", "幼儿园", "卫生室", "社区卫生服务站", "加油站", "农贸市场", "集市", "敬老院", "幸福院", "卫生院",
+         "液化气储配站", "化工有限公司", "危险化学品仓库", "精细化工厂", "医院", "汽车站", "体育中心")
+
+
 def _unique(seen: dict[str, int], name: str) -> str:
+    """The name, or for the second and later of that name 平度市上海路第二小学 and the like."""
     seen[name] = seen.get(name, 0) + 1
-    return name if seen[name] == 1 else f"{name}（{names.chinese_number(seen[name]) if seen[name] <= 99 else seen[name]}）"
+    k = seen[name]
+    if k == 1:
+        return name
+    ordinal = f"第{names.chinese_number(k)}" if k <= 99 else f"第{k}"
+    for kind in KINDS:
+        if name.endswith(kind):
+            return f"{name.removesuffix(kind)}{ordinal}{kind}"
+    return f"{name}（{ordinal}分部）"
 
 
-def _place_name(cat: str, fp: Footprints, b: int, street: str) -> str:
+def _place_name(cat: str, fp: Footprints, b: int, street: str, seen: dict[str, int]) -> str:
     short = street.removesuffix("街道").removesuffix("镇")
     local = _road(fp.addr[b])
     village = fp.kind[b] == VILLAGE
@@ -136,7 +149,10 @@ def _place_name(cat: str, fp: Footprints, b: int, street: str) -> str:
     if cat == "kindergarten":
         return f"{local}幼儿园" if village else f"平度市{local}幼儿园"
     if cat == "hospital":
-        return f"平度市{short}卫生院" if fp.kind[b] == SEAT else f"平度市{['人民医院', '中医医院', '妇幼保健院', '第二人民医院', '第三人民医院'][b % 5]}"
+        if fp.kind[b] == SEAT:
+            return f"平度市{short}卫生院"
+        k = seen["#hospital"] = seen.get("#hospital", -1) + 1
+        return f"平度市{HOSPITALS[k]}" if k < len(HOSPITALS) else f"平度市{short}医院"
     if cat == "clinic":
         return f"{local}卫生室" if village else f"{short}{local}社区卫生服务站"
     if cat == "hazardous_chemicals":
