@@ -28,6 +28,8 @@ POSTGRES_URL = os.environ.get(
 )
 SCALE = float(os.environ.get("ONEMAP_TEST_SCALE", "0.02"))
 SEED = int(os.environ.get("ONEMAP_TEST_SEED", "7"))
+# one schema per test session, so two runs against one database never meet
+SCHEMA = f"onemap_test_{os.getpid()}"
 BACKENDS = ("geopackage", "postgis")
 
 
@@ -55,7 +57,7 @@ def postgres_url() -> str:
 
 
 def settings_for(database_url: str, port: int = 5000, **server: object) -> Settings:
-    database = DatabaseSettings(database_url=database_url, schema_name="onemap_test")
+    database = DatabaseSettings(database_url=database_url, schema_name=SCHEMA)
     return Settings(database, ServerSettings(port=port, tile_cache_dir=None, **server))
 
 
@@ -68,10 +70,7 @@ def built_stores(tmp_path_factory) -> Iterator[dict[str, tuple[Store, dict[str, 
         if backend not in built:
             if backend == "postgis":
                 url = POSTGRES_URL
-                engine = create_engine(url)
-                with engine.begin() as conn:
-                    conn.execute(text("DROP SCHEMA IF EXISTS onemap_test CASCADE"))
-                engine.dispose()
+                _drop_schema(url)
             else:
                 url = f"gpkg:///{tmp_path_factory.mktemp('store') / 'city.gpkg'}"
             store = Store.open(settings_for(url))
@@ -83,6 +82,15 @@ def built_stores(tmp_path_factory) -> Iterator[dict[str, tuple[Store, dict[str, 
     yield get  # type: ignore[misc]
     for store, _ in built.values():
         store.close()  # before interpreter exit: native libraries must not outlive their users
+    if "postgis" in built:
+        _drop_schema(POSTGRES_URL)
+
+
+def _drop_schema(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA IF EXISTS "{SCHEMA}" CASCADE'))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
