@@ -36,7 +36,7 @@ def households(rng, n_people: int, fp: Footprints):
     sizes = draw[:h].copy()
     sizes[-1] -= total[h - 1] - n_people
     rural = np.flatnonzero(fp.use == U["rural_house"])
-    per_house = rng.choice(3, len(rural), p=[0.08, 0.75, 0.17])
+    per_house = rng.choice(3, len(rural), p=[0.12, 0.75, 0.13])  # empty houses: families gone to the city
     rural_hh = np.repeat(rural, per_house)
     if len(rural_hh) > 0.6 * h:  # a village-only city at tiny scales: keep room for the town
         rural_hh = np.sort(rng.choice(rural_hh, int(0.6 * h), replace=False))

@@ -21,14 +21,14 @@ USE_CLASSES = ["residential", "commercial", "office", "industrial", "public", "e
 U = {name: i for i, name in enumerate(USE_CLASSES)}
 
 TOWN, SEAT, VILLAGE = 0, 1, 2
-TOWN_BLOCKS = 1_500  # at scale 1
-SEAT_BLOCKS = 45  # per town seat, at scale 1
+TOWN_BLOCKS = 1_000  # at scale 1: about 48 km² of town
+SEAT_BLOCKS = 30  # per town seat, at scale 1
 VILLAGES = 1_750  # at scale 1 (Pingdu has about 1,790 villages)
 
 # name: (cols, rows, width range, depth range, floor choices, {use: p}, share of L-shapes, years)
 TEMPLATES = {
     "core": (2, 2, (36, 60), (24, 40), (18, 22, 26, 30, 33, 40), {"commercial": 0.45, "office": 0.35, "mixed": 0.2}, 0.35, (2003, 2024)),
-    "towers": (3, 3, (28, 42), (15, 20), (11, 18, 18, 24, 26, 30, 33), {"residential": 0.92, "mixed": 0.08}, 0.0, (2006, 2024)),
+    "towers": (3, 2, (28, 42), (15, 20), (11, 18, 18, 24, 26, 33), {"residential": 0.92, "mixed": 0.08}, 0.0, (2006, 2024)),
     "midrise": (2, 5, (50, 80), (11, 14), (5, 6, 6, 7), {"residential": 0.95, "mixed": 0.05}, 0.0, (1985, 2012)),
     "lowrise": (4, 3, (18, 34), (12, 22), (2, 3, 4, 5), {"commercial": 0.5, "mixed": 0.3, "residential": 0.2}, 0.15, (1980, 2016)),
     "industrial": (2, 2, (50, 90), (35, 60), (1, 1, 2, 3), {"industrial": 1.0}, 0.2, (1995, 2023)),
@@ -42,7 +42,7 @@ TOWN_MIX = [
     (0.7, {"towers": 0.55, "midrise": 0.22, "campus": 0.1, "lowrise": 0.13}),
     (9.9, {"midrise": 0.3, "industrial": 0.32, "lowrise": 0.2, "towers": 0.12, "campus": 0.06}),
 ]
-SEAT_MIX = {"midrise": 0.3, "lowrise": 0.4, "industrial": 0.18, "campus": 0.12}
+SEAT_MIX = {"midrise": 0.2, "lowrise": 0.45, "industrial": 0.2, "campus": 0.15}
 
 
 @dataclass
