@@ -105,10 +105,20 @@ def by_code(layer: Layer, attr: str) -> dict[str, object]:
 
 
 def fingerprint(layers: dict[str, Layer]) -> dict[str, tuple]:
-    return {
-        k: (tuple(v.ids), tuple(shapely.to_wkb(v.geoms, byte_order=1).tolist()), tuple(sorted((n, tuple(map(str, c))) for n, c in v.columns.items())))
-        for k, v in layers.items()
-    }
+    """Everything a layer holds, comparable across stores: ids, exact WKB, attribute values."""
+    out = {}
+    for layer_id, layer in layers.items():
+        wkb = tuple(shapely.to_wkb(layer.geoms, byte_order=1).tolist())
+        attrs = tuple(sorted((name, tuple(map(_comparable, col))) for name, col in layer.columns.items()))
+        out[layer_id] = (tuple(layer.ids), wkb, attrs)
+    return out
+
+
+def _comparable(value) -> str:
+    """PostgreSQL hands datetimes back in the session's time zone: compare instants."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    return repr(value)
 
 
 # -- the whole catalog, filled -------------------------------------------------------------------
@@ -300,8 +310,12 @@ def test_residents_live_inside_their_building(city):
     people, buildings = city["population"], city["buildings"]
     home = buildings.geoms[np.array(people.col("building")) - 1]
     assert shapely.contains(home, people.geoms).all()
-    homes = {i: (addr, g, s) for i, addr, g, s in zip(buildings.ids, buildings.col("address"), buildings.col("grid"), buildings.col("street"))}
-    for b, address, grid, street in zip(people.col("building"), people.col("address"), people.col("grid"), people.col("street")):
+    homes = {
+        i: (addr, g, s)
+        for i, addr, g, s in zip(buildings.ids, buildings.col("address"), buildings.col("grid"), buildings.col("street"))
+    }
+    rows = zip(people.col("building"), people.col("address"), people.col("grid"), people.col("street"))
+    for b, address, grid, street in rows:
         assert address.startswith(homes[b][0])
         assert (grid, street) == homes[b][1:]
     lived_in = Counter(buildings.col("use_class")[b - 1] for b in set(people.col("building")))

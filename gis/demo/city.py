@@ -29,7 +29,7 @@ BATCH_ROWS = 50_000
 MIN_GRIDS = 20
 # independent generators per stage: a change to one layer's recipe leaves the others alone
 STAGES = {"layout": 1, "blocks": 2, "villages": 3, "admin": 4, "grids": 5, "buildings": 6, "people": 7,
-          "key_places": 8, "cameras": 9, "components": 10, "other": 11}
+          "key_places": 8, "cameras": 9, "components": 10, "other": 11, "members": 12}
 
 Progress = Callable[[str, int, int], None]
 
@@ -93,7 +93,6 @@ def generate(scale: float = 0.05, seed: int = 42) -> dict[str, LayerData]:
     b_address = [f"平度市{street_names[s]}{a}" for s, a in zip(b_street.tolist(), fp.addr)]
 
     out: dict[str, LayerData] = {}
-    area_km2 = lambda polys: np.round(shapely.area(np.asarray(polys, dtype=object)) / 1e6, 4).tolist()  # noqa: E731
     out["districts"] = LayerData(
         layout.to_lonlat(np.array([_multi(d) for d in admin.districts], dtype=object)),
         {"code": [d[0] for d in DISTRICTS], "name": [d[1] for d in DISTRICTS], "area_km2": area_km2(admin.districts)},
@@ -103,15 +102,14 @@ def generate(scale: float = 0.05, seed: int = 42) -> dict[str, LayerData]:
         {"code": street_codes, "name": street_names, "district": [DISTRICTS[s[2]][0] for s in STREETS],
          "area_km2": area_km2(admin.streets)},
     )
-    rng = _rng(seed, "grids")
-    members = names.person_names(rng, names.random_surnames(rng, len(grid_polys)), rng.random(len(grid_polys)) < 0.45)
-    roles = np.array(["专职网格员", "专职网格员", "专职网格员", "兼职网格员", "网格长"])[rng.integers(0, 5, len(grid_polys))]
     out["grids"] = LayerData(
         grids_ll,
-        {"grid_code": grid_codes, "grid_member": [f"{m}（{r}）" for m, r in zip(members, roles.tolist())],
+        {"grid_code": grid_codes, "grid_member": _grid_members(_rng(seed, "members"), len(grid_polys)),
          "street": [street_codes[s] for s in grid_street.tolist()], "area_km2": area_km2(grid_polys)},
     )
-    out["buildings"] = _buildings(_rng(seed, "buildings"), fp, bld_ll, b_address, b_grid, b_street, grid_codes, street_codes)
+    out["buildings"] = _buildings(
+        _rng(seed, "buildings"), fp, bld_ll, b_address, b_grid, b_street, grid_codes, street_codes
+    )
 
     n_people = round(RESIDENTS * scale)
     xy, cols, building = people.residents(_rng(seed, "people"), n_people, fp, b_address)
@@ -120,7 +118,9 @@ def generate(scale: float = 0.05, seed: int = 42) -> dict[str, LayerData]:
     cols["street"] = [street_codes[s] for s in b_street[building].tolist()]
     out["population"] = LayerData(_points(xy), cols)
 
-    kp_xy, kp_cols = places.key_places(_rng(seed, "key_places"), round(KEY_PLACES * scale), blocks, fp, b_street, street_names)
+    kp_xy, kp_cols = places.key_places(
+        _rng(seed, "key_places"), round(KEY_PLACES * scale), blocks, fp, b_street, street_names
+    )
     out["key_places"] = _located(joiner, kp_xy, kp_cols, grid_codes, street_codes)
     kept_places = out["key_places"]
     kp_metric = _metric(shapely.get_coordinates(kept_places.geoms))
@@ -168,6 +168,17 @@ def _grids(rng, admin: layout.Admin, fp, atoms, anchors, atom_of, n_grids: int):
                 polys.append(cell)
                 street_of.append(s)
     return polys, np.array(street_of)
+
+
+def area_km2(polys) -> list[float]:
+    """Areas of metric-frame polygons in km²."""
+    return np.round(shapely.area(np.asarray(polys, dtype=object)) / 1e6, 4).tolist()
+
+
+def _grid_members(rng, n: int) -> list[str]:
+    members = names.person_names(rng, names.random_surnames(rng, n), rng.random(n) < 0.45)
+    roles = np.array(["专职网格员", "专职网格员", "专职网格员", "兼职网格员", "网格长"])[rng.integers(0, 5, n)]
+    return [f"{m}（{r}）" for m, r in zip(members, roles.tolist())]
 
 
 def _multi(geom) -> shapely.MultiPolygon:
@@ -253,7 +264,8 @@ def _located(joiner: _Joiner, xy, cols, grid_codes, street_codes) -> LayerData:
 def _buildings(rng, fp, geoms, address, b_grid, b_street, grid_codes, street_codes) -> LayerData:
     n = len(fp)
     per_floor = np.select(
-        [fp.use == settlement.U["industrial"], np.isin(fp.use, [settlement.U[u] for u in ("commercial", "office", "health")]),
+        [fp.use == settlement.U["industrial"],
+         np.isin(fp.use, [settlement.U[u] for u in ("commercial", "office", "health")]),
          fp.use == settlement.U["rural_house"]],
         [rng.uniform(5.5, 8.0, n), rng.uniform(3.8, 4.5, n), rng.uniform(3.2, 3.6, n)],
         rng.uniform(2.9, 3.1, n),

@@ -141,7 +141,9 @@ def snap_to_atoms(parts: list, atoms: np.ndarray, anchors: np.ndarray) -> tuple[
         if len(hit) == 0 and len(mine) == 0:
             new.append(part)
             continue
-        rest = shapely.difference(part, shapely.union_all(atoms[hit], grid_size=PRECISION_M), grid_size=PRECISION_M) if len(hit) else part
+        rest = part
+        if len(hit):
+            rest = shapely.difference(part, shapely.union_all(atoms[hit], grid_size=PRECISION_M), grid_size=PRECISION_M)
         new.append(_polygonal(shapely.union_all([rest, *atoms[mine]], grid_size=PRECISION_M)))
     return merge_fragments(new), owner
 

@@ -68,8 +68,12 @@ def person_names(rng: np.random.Generator, surname_idx: np.ndarray, male: np.nda
     n = len(surname_idx)
     male_given = np.array(GIVEN_MALE, dtype=object)
     female_given = np.array(GIVEN_FEMALE, dtype=object)
-    first = np.where(male, male_given[rng.integers(0, len(male_given), n)], female_given[rng.integers(0, len(female_given), n)])
-    second = np.where(male, male_given[rng.integers(0, len(male_given), n)], female_given[rng.integers(0, len(female_given), n)])
+    def given() -> np.ndarray:
+        return np.where(
+            male, male_given[rng.integers(0, len(male_given), n)], female_given[rng.integers(0, len(female_given), n)]
+        )
+
+    first, second = given(), given()
     second = np.where(rng.random(n) < 0.7, second, "")
     surnames = np.array(SURNAMES, dtype=object)[surname_idx]
     return (surnames + first + second).tolist()

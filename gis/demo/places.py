@@ -48,6 +48,8 @@ COMPONENT_TYPES = {  # code: (name after GB/T 30428.2, department, share)
 SEAT_NS_ROADS = names.SEAT_ROADS[::-1]
 HOSPITALS = ["人民医院", "中医医院", "妇幼保健院", "第二人民医院", "第三人民医院", "精神卫生中心", "口腔医院", "骨科医院"]
 UTC = dt.UTC
+INSTALLED_UNTIL = dt.datetime(2025, 7, 1, tzinfo=UTC)
+INSPECTED_UNTIL = dt.datetime(2025, 11, 1, tzinfo=UTC)
 
 
 def _road(addr: str) -> str:
@@ -100,7 +102,10 @@ def key_places(rng, n: int, blocks: Blocks, fp: Footprints, bstreet: np.ndarray,
             xy, _ = road_points(rng, blocks, which)
             xs.append(xy[:, 0]), ys.append(xy[:, 1])
             for b in which.tolist():
-                place = street_names[blocks.place[b]] if blocks.kind[b] == SEAT else names.road_name(names.EW_ROADS, int(blocks.j[b]))
+                if blocks.kind[b] == SEAT:
+                    place = street_names[blocks.place[b]]
+                else:
+                    place = names.road_name(names.EW_ROADS, int(blocks.j[b]))
                 out_name.append(_unique(seen, f"{rng.choice(['中国石化', '中国石油', '中化石油'])}{place.removesuffix('镇')}加油站"))
             out_cat += [cat] * k
             out_cap += [None] * k
@@ -145,7 +150,11 @@ def _place_name(cat: str, fp: Footprints, b: int, street: str, seen: dict[str, i
     local = _road(fp.addr[b])
     village = fp.kind[b] == VILLAGE
     if cat == "school":
-        return f"{local}小学" if village else f"平度市{short}{'中学' if fp.kind[b] == SEAT else '实验学校'}" if fp.floors[b] > 4 else f"平度市{local}小学"
+        if village:
+            return f"{local}小学"
+        if fp.floors[b] > 4:  # the big campuses: the seat's middle school, the town's 实验学校
+            return f"平度市{short}{'中学' if fp.kind[b] == SEAT else '实验学校'}"
+        return f"平度市{local}小学"
     if cat == "kindergarten":
         return f"{local}幼儿园" if village else f"平度市{local}幼儿园"
     if cat == "hospital":
@@ -199,13 +208,15 @@ def cameras(rng, n: int, blocks: Blocks, villages: Villages, places_xy: np.ndarr
                 loc.append(f"{names.road_name(names.NS_ROADS, i)}与{names.road_name(names.EW_ROADS, j)}路口")
             else:
                 town_name = street_names[blocks.place[w]].removesuffix("镇")
-                loc.append(f"{town_name}{SEAT_NS_ROADS[i % len(SEAT_NS_ROADS)]}与{names.SEAT_ROADS[j % len(names.SEAT_ROADS)]}路口")
+                ns, ew = SEAT_NS_ROADS[i % len(SEAT_NS_ROADS)], names.SEAT_ROADS[j % len(names.SEAT_ROADS)]
+                loc.append(f"{town_name}{ns}与{ew}路口")
         heading.append(np.degrees(blocks.ang[which]) + rng.integers(0, 4, k) * 90 + rng.normal(0, 8, k))
         dept.append(rng.choice(["public_security", "transport", "urban_management"], k, p=[0.7, 0.2, 0.1]))
     if k_vil:
         which = rng.integers(0, len(villages.x), k_vil)
         side = rng.choice([-1.0, 1.0], k_vil)
-        local = np.stack([side * (villages.half[which, 0] + 4), rng.uniform(-0.3, 0.3, k_vil) * villages.half[which, 1]], axis=1)
+        along = rng.uniform(-0.3, 0.3, k_vil) * villages.half[which, 1]
+        local = np.stack([side * (villages.half[which, 0] + 4), along], axis=1)
         xy.append(_place(local[:, None, :], villages.x[which], villages.y[which], villages.ang[which])[:, 0, :])
         loc += [f"{villages.name[v]}{'东' if s > 0 else '西'}村口" for v, s in zip(which.tolist(), side.tolist())]
         heading.append(np.degrees(villages.ang[which]) + np.where(side > 0, 0, 180) + rng.normal(0, 15, k_vil))
@@ -230,7 +241,7 @@ def cameras(rng, n: int, blocks: Blocks, villages: Villages, places_xy: np.ndarr
         "fov_deg": np.round(np.where(dome, rng.uniform(55, 95, total), rng.uniform(35, 80, total)), 1),
         "owner_dept": np.concatenate(dept).tolist() if dept else [],
         "status": np.where(rng.random(total) < 0.93, "online", "offline").tolist(),
-        "installed_at": names.utc_datetimes(rng, total, dt.datetime(2014, 1, 1, tzinfo=UTC), dt.datetime(2025, 7, 1, tzinfo=UTC)),
+        "installed_at": names.utc_datetimes(rng, total, dt.datetime(2014, 1, 1, tzinfo=UTC), INSTALLED_UNTIL),
     }
     return xy, cols
 
@@ -264,7 +275,7 @@ def components(rng, n: int, blocks: Blocks, villages: Villages):
         "status": np.array(["normal", "damaged", "missing", "under_repair"])[
             rng.choice(4, total, p=[0.9, 0.05, 0.01, 0.04])
         ].tolist(),
-        "updated_at": names.utc_datetimes(rng, total, dt.datetime(2022, 1, 1, tzinfo=UTC), dt.datetime(2025, 11, 1, tzinfo=UTC)),
+        "updated_at": names.utc_datetimes(rng, total, dt.datetime(2022, 1, 1, tzinfo=UTC), INSPECTED_UNTIL),
     }
     return xy, cols
 

@@ -27,10 +27,12 @@ VILLAGES = 1_750  # at scale 1 (Pingdu has about 1,790 villages)
 
 # name: (cols, rows, width range, depth range, floor choices, {use: p}, share of L-shapes, years)
 TEMPLATES = {
-    "core": (2, 2, (36, 60), (24, 40), (18, 22, 26, 30, 33, 40), {"commercial": 0.45, "office": 0.35, "mixed": 0.2}, 0.35, (2003, 2024)),
+    "core": (2, 2, (36, 60), (24, 40), (18, 22, 26, 30, 33, 40), {"commercial": 0.45, "office": 0.35, "mixed": 0.2},
+             0.35, (2003, 2024)),
     "towers": (3, 2, (28, 42), (15, 20), (11, 18, 18, 24, 26, 33), {"residential": 0.92, "mixed": 0.08}, 0.0, (2006, 2024)),
     "midrise": (2, 5, (50, 80), (11, 14), (5, 6, 6, 7), {"residential": 0.95, "mixed": 0.05}, 0.0, (1985, 2012)),
-    "lowrise": (4, 3, (18, 34), (12, 22), (2, 3, 4, 5), {"commercial": 0.5, "mixed": 0.3, "residential": 0.2}, 0.15, (1980, 2016)),
+    "lowrise": (4, 3, (18, 34), (12, 22), (2, 3, 4, 5), {"commercial": 0.5, "mixed": 0.3, "residential": 0.2},
+                0.15, (1980, 2016)),
     "industrial": (2, 2, (50, 90), (35, 60), (1, 1, 2, 3), {"industrial": 1.0}, 0.2, (1995, 2023)),
     "campus": (2, 2, (40, 80), (25, 55), (3, 4, 5, 6), {}, 0.5, (1970, 2021)),
 }
