@@ -150,24 +150,29 @@ def _grids(rng, admin: layout.Admin, fp, atoms, anchors, atom_of, n_grids: int):
     polys, street_of = [], []
     for s, street in enumerate(admin.streets):
         mine = np.flatnonzero(atom_street == s)
-        k = int(count[s])
-        # seeds on the busiest blocks and villages, so dense areas get small grids; the rest anywhere
-        k_atoms = min(len(mine), int(round(0.7 * k)))
-        chosen = np.zeros((0, 2))
-        if k_atoms:
-            w = np.sqrt(atom_capacity[mine]) + 1e-9
-            chosen = anchors[np.sort(rng.choice(mine, k_atoms, replace=False, p=w / w.sum()))]
-            # block centres lie on a lattice, whose cocircular points make a degenerate Voronoi diagram
-            chosen = chosen + rng.uniform(-25, 25, chosen.shape)
-        free = _random_points(rng, street, k - k_atoms, atoms[mine] if len(mine) else None)
-        seeds = np.vstack([chosen, free])
-        cells = layout.voronoi_partition(street, seeds)
-        cells, _ = layout.snap_to_atoms(cells, atoms[mine], anchors[mine])
+        for _ in range(8):  # rarely a small cell lies wholly on blocks anchored in its neighbours: draw again
+            cells = _street_grids(rng, street, int(count[s]), atoms[mine], anchors[mine], atom_capacity[mine])
+            if not any(cell.is_empty for cell in cells):
+                break
         for cell in cells:
             if not cell.is_empty:
                 polys.append(cell)
                 street_of.append(s)
     return polys, np.array(street_of)
+
+
+def _street_grids(rng, street, k: int, atoms, anchors, capacity) -> list:
+    # seeds on the busiest blocks and villages, so dense areas get small grids; the rest anywhere
+    k_atoms = min(len(atoms), int(round(0.7 * k)))
+    chosen = np.zeros((0, 2))
+    if k_atoms:
+        w = np.sqrt(capacity) + 1e-9
+        chosen = anchors[np.sort(rng.choice(len(atoms), k_atoms, replace=False, p=w / w.sum()))]
+        # block centres lie on a lattice, whose cocircular points make a degenerate Voronoi diagram
+        chosen = chosen + rng.uniform(-25, 25, chosen.shape)
+    free = _random_points(rng, street, k - k_atoms, atoms if len(atoms) else None)
+    cells = layout.voronoi_partition(street, np.vstack([chosen, free]))
+    return layout.snap_to_atoms(cells, atoms, anchors)[0]
 
 
 def area_km2(polys) -> list[float]:

@@ -102,7 +102,7 @@ def merge_fragments(parts: list, grid_size: float = PRECISION_M) -> list:
     Clipping convex cells to a concave parent leaves islands; folding them into a neighbour keeps
     the partition gap-free while each part stays one Polygon (grids must be Polygons).
     """
-    parts = [_polygonal(p) for p in parts]
+    parts = [_polygonal(p) if not p.is_empty else Polygon() for p in parts]
     for _ in range(6):
         multi = [i for i, p in enumerate(parts) if len(shapely.get_parts(p)) > 1]
         if not multi:
@@ -120,7 +120,8 @@ def merge_fragments(parts: list, grid_size: float = PRECISION_M) -> list:
                 moved.setdefault(int(near[int(np.argmax(shared))]), []).append(piece)
         for j in sorted(moved):
             parts[j] = _polygonal(shapely.union_all([parts[j], *moved[j]], grid_size=grid_size))
-    return [p if isinstance(p, Polygon) else max(shapely.get_parts(p), key=lambda q: q.area) for p in parts]
+    # an empty part (all its land went to atoms anchored elsewhere) stays empty for the caller to drop
+    return [p if isinstance(p, Polygon) or p.is_empty else max(shapely.get_parts(p), key=lambda q: q.area) for p in parts]
 
 
 def snap_to_atoms(parts: list, atoms: np.ndarray, anchors: np.ndarray) -> tuple[list, np.ndarray]:
