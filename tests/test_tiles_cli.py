@@ -186,3 +186,36 @@ def test_an_export_with_nothing_in_it_fails_cleanly_and_leaves_no_file(store, re
                  cwd=repo_root)
     assert run.returncode == 1 and "nothing to export" in run.stderr and "Traceback" not in run.stderr
     assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_seed_draws_a_progress_bar_on_a_terminal(store, repo_root, tmp_path, area):
+    """On a TTY the progress is click's bar (percentages redrawn in place), not log lines."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    env = {
+        **os.environ,
+        "ONEMAP_DATABASE_URL": store.settings.database.database_url,
+        "ONEMAP_SCHEMA_NAME": store.settings.database.schema_name,
+        "PYTHONPATH": str(repo_root),
+    }
+    command = [sys.executable, "-c", "from gis.cli import main; main(prog_name='onemap')", "seed", "--tileset",
+               "cameras", "--minzoom", "15", "--maxzoom", "15", "--bbox", area[1], "--cache-dir", str(tmp_path)]
+    try:
+        run = subprocess.run(command, stdout=subprocess.PIPE, stderr=secondary, timeout=120, cwd=repo_root, env=env)
+    finally:
+        os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    terminal = b"".join(chunks).decode(errors="replace")
+    assert run.returncode == 0, terminal
+    assert "100%" in terminal and "[" in terminal and "tiles (100%)" not in terminal
+    assert b"tiles/s" in run.stdout
