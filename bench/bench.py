@@ -137,7 +137,7 @@ def main() -> int:
     p.add_argument("--c16-seconds", type=float, default=45, help="cap of each c16 cold walk")
     p.add_argument("--warm-seconds", type=float, default=10, help="length of warm and bare-bound walks")
     p.add_argument("--slow-seconds", type=float, default=30, help="cap of each pygeoapi walk")
-    p.add_argument("--servers", default="raw,bare,onemap,tipg,pygeoapi,embedded", help="what to run (subset for trials)")
+    p.add_argument("--servers", default="raw,bare,onemap,checks,tipg,pygeoapi,embedded", help="what to run (subset for trials)")
     args = p.parse_args()
     run = Run(args)
     want = set(args.servers.split(","))
@@ -151,13 +151,14 @@ def main() -> int:
         return 2
     boxes = [meta[layer]["bbox"] for layer in layers]
     bbox = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-    tiles = tilelist.tile_list(bbox, layers)
+    with psycopg.connect(rawdb.conninfo(url)) as conn:
+        tiles = tilelist.tile_list(conn, layers)
     run.checks["city"] = {"database": url, "features": {k: v["features"] for k, v in meta.items()}, "bbox": bbox,
                           "tiles_in_list": len(tiles), "per_zoom": {z: sum(1 for t in tiles if t.z == z) for z in tilelist.ZOOMS}}
     run.checks["machine"] = machine()
     run.checks["versions"] = versions(url)
     log(f"city: {meta[layers[0]]['features']} {layers[0]}, {meta[layers[1]]['features']} {layers[1]}; "
-        f"{len(tiles)} tiles in the list (z10-16); results in {run.out}")
+        f"{len(tiles)} tiles in the list (z10-16, tiles with data); results in {run.out}")
     paths = {
         "onemap": tilelist.write_paths(run.out / "paths-onemap.txt", tiles, tilelist.onemap_path),
         "tipg": tilelist.write_paths(run.out / "paths-tipg.txt", tiles, tilelist.tipg_path),
@@ -175,8 +176,10 @@ def main() -> int:
             res = rawdb.run(url, stmts, conc, cap)
             run.row("raw ST_AsMVT", "db", conc, res)
             if conc == 16:
+                # the single-flight probe: the slowest tile of the polygon layer within the size budget
+                # (one render = one statement), so concurrent requests surely overlap
                 per = res["per_tile_s"]
-                heavy = [(dt_, i) for i, dt_ in per.items() if tiles[i].layer == layers[0]]
+                heavy = [(d, i) for i, (d, nbytes) in per.items() if tiles[i].layer == layers[0] and 0 < nbytes < 400_000]
                 slowest = tiles[max(heavy)[1]] if heavy else None
 
     # -- bound 2: bare starlette, fixed 30 KB -----------------------------------------------------
@@ -206,14 +209,25 @@ def main() -> int:
                     run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds)
                 for conc in (16, 1):
                     run.row("OneMap", "warm", conc, run.walk(srv, paths["onemap"], conc, "loop", args.warm_seconds))
+            # the same warm walk on plain uvicorn (what `onemap serve --workers 2` runs): no TCP_NODELAY
+            few = run.out / "paths-onemap-first-2000.txt"
+            few.write_text("".join(paths["onemap"].read_text().splitlines(keepends=True)[:2000]))
             with fresh("plain-uvicorn", nodelay=False) as srv:
-                for _ in range(3):
-                    run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds)
-                run.row("OneMap (onemap serve)", "warm", 16, run.walk(srv, paths["onemap"], 16, "loop", args.warm_seconds))
-            log("single-flight and cancellation")
+                for _ in range(2):
+                    run.walk(srv, few, 16, "once", args.c16_seconds)
+                run.row("OneMap, plain uvicorn", "warm", 16, run.walk(srv, few, 16, "loop", args.warm_seconds))
+            run.save()
+        finally:
+            shutil.rmtree(cache_root, ignore_errors=True)
+
+    if "checks" in want:
+        log("single-flight and cancellation")
+        cache_root = Path(tempfile.mkdtemp(prefix="onemap-bench-cache-"))
+        try:
             probe = slowest or next(t for t in tiles if t.layer == layers[0] and t.z == 14)
-            with fresh("checks") as srv:
-                run.checks["single_flight"] = checks.single_flight(srv.base, tilelist.onemap_path(probe), url)
+            with servers.onemap(url, workers, cache_root / "checks", run.logs / "onemap.log") as srv:
+                run.checks["single_flight"] = checks.single_flight(
+                    srv.base, tilelist.onemap_path(probe), url, f"onemap.{layers[0]}")
                 log(f"single-flight: {run.checks['single_flight']}")
                 # a tile nobody asked for yet (this server's cache is empty but for the probe)
                 other = next(t for t in tiles if t.layer == layers[0] and t.z == 15 and t != probe)

@@ -30,23 +30,40 @@ class _Watcher(threading.Thread):
         self.conn = psycopg.connect(conninfo(database_url), autocommit=True, application_name="onemap-bench-watch")
         self.seen: set[tuple[int, object]] = set()
         self.polls = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             for pid, start, _state, _wait in self.conn.execute(_ACTIVE).fetchall():
                 self.seen.add((pid, start))
             self.polls += 1
 
     def finish(self) -> set:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
         self.conn.close()
         return self.seen
 
 
-def single_flight(base: str, path: str, database_url: str, clients: int = 16) -> dict:
-    """`clients` simultaneous requests for one uncached tile: how many tile statements ran?"""
+_SCANS = "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables WHERE relid = %s::regclass"
+
+
+def _scans(conn, table: str) -> int:
+    conn.execute("SELECT pg_stat_clear_snapshot()")
+    return conn.execute(_SCANS, (table,)).fetchone()[0]
+
+
+def single_flight(base: str, path: str, database_url: str, table: str, clients: int = 16) -> dict:
+    """`clients` simultaneous requests for one uncached tile: how many tile statements ran?
+
+    Counted twice over: scans of the layer's table in PostgreSQL's statistics (one per statement;
+    nothing else reads that table meanwhile; backends flush their counts within ~10 s of going idle,
+    hence the wait), and distinct backends seen running the tile statement in pg_stat_activity (a
+    lower bound on separate renders). Pick a tile within the size budget, so one render = one statement.
+    """
+    stats = psycopg.connect(conninfo(database_url), autocommit=True, application_name="onemap-bench-watch")
+    time.sleep(11)  # whatever OneMap's start-up read is flushed
+    before = _scans(stats, table)
     watcher = _Watcher(database_url)
     watcher.start()
     time.sleep(0.2)
@@ -70,12 +87,15 @@ def single_flight(base: str, path: str, database_url: str, clients: int = 16) ->
     elapsed = time.perf_counter() - t0
     time.sleep(0.2)
     seen = watcher.finish()
+    time.sleep(11)
+    after = _scans(stats, table)
+    stats.close()
     return {
         "path": path,
         "clients": clients,
         "statuses": sorted(set(statuses)),
         "same_body": len(set(lengths)) == 1,
-        "queries": len(seen),
+        "queries": after - before,
         "backends": len({pid for pid, _ in seen}),
         "polls": watcher.polls,
         "seconds": round(elapsed, 3),

@@ -78,7 +78,7 @@ def run(database_url: str, stmts: list, concurrency: int, seconds: float, schema
     state = {"next": 0}
     latencies: list[float] = []
     sizes: list[int] = []
-    per_tile: dict[int, float] = {}
+    per_tile: dict[int, tuple[float, int]] = {}
     errors = [0]
     deadline = time.perf_counter() + seconds
 
@@ -103,7 +103,7 @@ def run(database_url: str, stmts: list, concurrency: int, seconds: float, schema
             dt = time.perf_counter() - t0
             lat.append(dt)
             size.append(nbytes)
-            per_tile[i] = dt
+            per_tile[i] = (dt, nbytes)
         with lock:
             latencies.extend(lat)
             sizes.extend(size)

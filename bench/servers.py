@@ -160,7 +160,9 @@ def pygeoapi(database_url: str, workers: int, log: Path, workdir: Path, layers: 
                 "table": layer,
                 "geom_field": "geom",
                 "storage_crs": "http://www.opengis.net/def/crs/EPSG/0/4490",
-                "options": {"zoom": {"min": 0, "max": 22}, "schemes": ["WebMercatorQuad"]},
+                # no `schemes` list here: non-dict options go to get_engine(), which is functools.cache'd
+                # (a list is unhashable); the provider offers WebMercatorQuad anyway
+                "options": {"zoom": {"min": 0, "max": 22}},
                 "format": {"name": "pbf", "mimetype": "application/vnd.mapbox-vector-tile"},
             }],
         }

@@ -1,0 +1,47 @@
+#!/bin/sh
+# OneMap's tile benchmark against tipg and pygeoapi (issue 3): one command, `make bench` runs it.
+#   - makes sure PostgreSQL + PostGIS answer (scripts/ensure-postgres) and OneMap's venv exists
+#   - builds the scale-1 demo city into database onemap_bench once (skipped when already built;
+#     BENCH_REBUILD=1 rebuilds it)
+#   - makes bench/.venvs/tipg and bench/.venvs/pygeoapi from PyPI with the Python 3.12 that
+#     scripts/find-python finds (once; delete the directory to refresh)
+#   - runs bench/bench.py, which prints the table and the goal ratios; raw results go to
+#     bench/results/<UTC time>/ (bench/results/latest points at the last run)
+# Extra arguments go to bench.py (bench/run.sh --help lists them). Takes about 10 minutes.
+set -eu
+cd "$(dirname "$0")/.."
+
+DB_URL="${BENCH_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/onemap_bench}"
+SCALE="${BENCH_SCALE:-1}"
+
+command -v wrk >/dev/null 2>&1 || {
+  echo "bench: wrk is missing; installing Debian's wrk" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get install -y -qq wrk; else sudo apt-get install -y -qq wrk; fi
+}
+
+scripts/ensure-venv requirements.lock
+ONEMAP_TEST_POSTGRES_URL="$DB_URL" scripts/ensure-postgres
+
+# the city, once: `onemap demo` itself skips a store that already holds one
+if [ "${BENCH_REBUILD:-0}" = 1 ]; then force=--force; else force=; fi
+.venv/bin/onemap demo --scale "$SCALE" --database-url "$DB_URL" $force
+
+python=$(scripts/find-python)
+mkdir -p bench/.venvs bench/results
+make_venv() {  # name, then the pip requirements
+  name=$1; shift
+  dir=bench/.venvs/$name
+  stamp="$dir/.bench-$(echo "$*" | sha256sum | cut -c1-12)"
+  [ -f "$stamp" ] && return 0
+  echo "bench: making $dir ($*)"
+  rm -rf "$dir"
+  "$python" -m venv "$dir"
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@"
+  touch "$stamp"
+}
+make_venv tipg tipg uvicorn
+# pygeoapi's MVT-postgresql provider imports geoalchemy2 + sqlalchemy (pygeoapi.provider.sql) and
+# connects with psycopg2; the ASGI app is pygeoapi.starlette_app
+make_venv pygeoapi pygeoapi uvicorn starlette psycopg2-binary geoalchemy2 sqlalchemy pygeofilter shapely
+
+exec .venv/bin/python bench/bench.py --database-url "$DB_URL" "$@"
