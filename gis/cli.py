@@ -89,3 +89,7 @@ def _attach_plugged_commands() -> None:
 
 
 _attach_plugged_commands()
+
+
+if __name__ == "__main__":
+    main()
