@@ -247,16 +247,26 @@ def _block_address(blocks: Blocks, b: int, slot: int) -> str:
 
 
 def make_villages(rng, boundary, blocks: Blocks, scale: float) -> tuple[Villages, np.ndarray]:
-    """Village sites on a jittered 1.3 km lattice, clear of the town and seats; house counts."""
-    spacing, jitter = 1_300.0, 250.0
+    """Village sites about 1.3 km apart, clear of the town and seats, never touching; house counts."""
+    spacing, jitter, clearance = 1_300.0, 420.0, 650.0  # clearance: twice a 300-house village's half-diagonal
     minx, miny, maxx, maxy = boundary.bounds
-    gx, gy = np.meshgrid(np.arange(minx, maxx, spacing), np.arange(miny, maxy, spacing), indexing="ij")
+    rows = np.arange(miny, maxy, spacing * math.sqrt(3) / 2)
+    cols = np.arange(minx, maxx + spacing, spacing)
+    gx, gy = np.meshgrid(cols, rows, indexing="xy")
+    gx = gx + (np.arange(len(rows)) % 2)[:, None] * spacing / 2  # a hexagonal lattice reads less like a grid
     x = gx.ravel() + rng.uniform(-jitter, jitter, gx.size)
     y = gy.ravel() + rng.uniform(-jitter, jitter, gx.size)
     ok = shapely.contains_xy(boundary.buffer(-700), x, y)
     built = shapely.union_all(blocks.cells).buffer(900)
     ok &= ~shapely.contains_xy(built, x, y)
     x, y = x[ok], y[ok]
+    pts = shapely.points(x, y)
+    near_a, near_b = shapely.STRtree(pts).query(pts, predicate="dwithin", distance=clearance)
+    dropped = np.zeros(len(x), dtype=bool)
+    for a, b in zip(near_a.tolist(), near_b.tolist()):
+        if a < b and not dropped[a]:
+            dropped[b] = True
+    x, y = x[~dropped], y[~dropped]
     n = min(len(x), max(1, round(VILLAGES * scale)))
     pick = np.sort(rng.choice(len(x), n, replace=False))
     x, y = x[pick], y[pick]
