@@ -413,6 +413,21 @@ def test_same_seed_same_city_other_seed_other_city(tmp_path, city):
     assert other["population"].columns["name"][:50] != city["population"].col("name")[:50]
 
 
+def test_progress_reports_every_layer_as_batches_land(tmp_path, catalog):
+    calls = []
+    store = Store.open(gpkg_settings(tmp_path / "progress.gpkg"))
+    try:
+        counts = build_demo(store, scale=0.002, seed=SEED, progress=lambda *call: calls.append(call))
+    finally:
+        store.close()
+    last = {}
+    for layer_id, done, total in calls:
+        assert total == counts[layer_id] and 0 < done <= total
+        assert done > last.get(layer_id, 0)
+        last[layer_id] = done
+    assert last == counts and set(last) == {layer.id for layer in catalog}
+
+
 def test_postgis_holds_the_same_city(city):
     schema = f"demo_spec_{os.getpid()}"
     engine = create_engine(POSTGRES_URL)

@@ -23,11 +23,6 @@ KEY_CATEGORIES = ["disabled", "mental_health", "community_correction", "drug_reh
 KEY_P = np.array([0.012, 0.003, 0.001, 0.0005, 0.001])
 
 
-def age_band_of(birth: dt.date, on: dt.date = REFERENCE_DATE) -> str:
-    age = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
-    return next(name for name, lo, hi in AGE_BANDS if lo <= age <= hi or (hi == 99 and age >= lo))
-
-
 def households(rng, n_people: int, fp: Footprints):
     """Sizes and buildings of the households, sorted by building; and each one's rank in it."""
     draw = rng.choice(6, n_people // 2 + 16, p=HOUSEHOLD_SIZES) + 1
