@@ -16,6 +16,7 @@ import pytest
 import shapely
 from shapely.geometry import box, shape
 
+from tests.oapif import all_items
 from tests.oracle import public_props, read_layer
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
@@ -50,22 +51,6 @@ def normalise(value):
         except ValueError:
             return value
     return value
-
-
-def all_items(http, collection, **params):
-    """Follow rel=next links from the first page to the end, as OAPIF clients do."""
-    url = f"/collections/{collection}/items"
-    params = {"limit": 500, **params}
-    features, pages = [], 0
-    while url:
-        page = http.get(url, params=params)
-        assert page.status_code == 200, page.text[:300]
-        body = page.json()
-        features += body["features"]
-        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
-        params, pages = None, pages + 1
-        assert pages < 10_000
-    return features
 
 
 # -- discovery -----------------------------------------------------------------------------------
@@ -186,9 +171,13 @@ def test_single_item_and_unknown_item(http, store):
 
 
 def city_window(store, layer_id, fraction=0.3):
+    """A window of `fraction` of the layer's extent, centred where its features are densest
+    (their median), so it always holds some."""
     minx, miny, maxx, maxy = store.layer_meta(layer_id).bbox
     w, h = (maxx - minx) * fraction, (maxy - miny) * fraction
-    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    points = [shapely.point_on_surface(r.geom) for r in read_layer(store, layer_id)]
+    cx = sorted(p.x for p in points)[len(points) // 2]
+    cy = sorted(p.y for p in points)[len(points) // 2]
     return (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
 
 

@@ -13,6 +13,8 @@ import math
 import mapbox_vector_tile
 import shapely
 
+from tests.oapif import all_items  # noqa: F401  (tile tests compare tiles with what it returns)
+
 R = 6378137.0
 WORLD = 2 * math.pi * R
 EXTENT = 4096
@@ -107,22 +109,6 @@ def normalise(value):
 
 def normalised(props: dict) -> dict:
     return {k: normalise(v) for k, v in props.items() if v is not None}
-
-
-def all_items(http, collection: str, **params) -> list[dict]:
-    """Every feature /collections/{id}/items returns, following rel=next links as OAPIF clients do."""
-    url = f"/collections/{collection}/items"
-    params = {"limit": 1000, **params}
-    features, pages = [], 0
-    while url:
-        page = http.get(url, params=params)
-        assert page.status_code == 200, page.text[:300]
-        body = page.json()
-        features += body["features"]
-        url = next((link["href"] for link in body["links"] if link["rel"] == "next"), None)
-        params, pages = None, pages + 1
-        assert pages < 1000
-    return features
 
 
 def bbox_param(bounds) -> str:

@@ -23,7 +23,6 @@ from pygeoapi.provider.base import (
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from gis import crs
-from gis.catalog import AttrType
 from gis.features import cursor, registry
 from gis.features.cql import FilterError
 from gis.features.query import FeatureQuery, LayerQueries, QueryError
@@ -31,14 +30,6 @@ from gis.features.query import FeatureQuery, LayerQueries, QueryError
 LOG = logging.getLogger("onemap.features")
 COUNT_BUDGET_MS = 2_000
 
-_FIELD_TYPES = {
-    AttrType.string: {"type": "string"},
-    AttrType.integer: {"type": "integer"},
-    AttrType.number: {"type": "number"},
-    AttrType.boolean: {"type": "boolean"},
-    AttrType.date: {"type": "string", "format": "date"},
-    AttrType.datetime: {"type": "string", "format": "date-time"},
-}
 
 
 class StoreBusy(ProviderGenericError):
@@ -87,7 +78,8 @@ class OneMapProvider(BaseProvider):
         self.queries = LayerQueries(self.store, self.layer)
         self._fields = {"id": {"type": "integer"}}
         for attribute in self.layer.public_attributes:
-            self._fields[attribute.name] = dict(_FIELD_TYPES[attribute.type])
+            schema = attribute.json_schema()
+            self._fields[attribute.name] = {k: schema[k] for k in ("type", "format") if k in schema}
             if attribute.enum:
                 self._fields[attribute.name]["values"] = list(attribute.enum)
 
