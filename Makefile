@@ -32,6 +32,7 @@ venv-test:
 run:
 	scripts/ensure-system run
 	scripts/ensure-venv requirements.lock
+	scripts/ensure-node
 	@case "$${ONEMAP_DATABASE_URL:-}" in postgresql*) scripts/ensure-postgres "$$ONEMAP_DATABASE_URL" ;; esac
 	@if $(VENV)/bin/onemap demo --help >/dev/null 2>&1; then \
 		$(VENV)/bin/onemap demo --scale $(DEMO_SCALE); \
@@ -44,13 +45,7 @@ test:
 	scripts/ensure-system test
 	scripts/ensure-venv requirements-test.lock
 	scripts/ensure-postgres
-	@if [ -f package.json ]; then \
-		stamp=node_modules/.onemap-$$(cat package.json package-lock.json 2>/dev/null | sha256sum | cut -c1-16); \
-		if [ ! -f "$$stamp" ]; then \
-			if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi \
-			&& touch "$$stamp"; \
-		fi; \
-	fi
+	scripts/ensure-node
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # pip-compile-free: resolve in a throwaway venv, freeze it. The project itself is never pinned.
