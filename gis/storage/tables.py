@@ -1,7 +1,9 @@
 """SQLAlchemy tables derived from the layer catalog, for either backend.
 
 Every layer table has `id` (integer primary key), one column per attribute, `geom`
-(CGCS2000, EPSG:4490, x = longitude, y = latitude) and `h3` (see gis.hexagons). `onemap_layers` keeps, per layer, the data
+(CGCS2000, EPSG:4490, x = longitude, y = latitude), `h3` (see gis.hexagons) and `source_id`,
+the row's key in the system it was imported from (`onemap load` upserts on it; never
+published). `onemap_layers` keeps, per layer, the data
 version that every write bumps (tile URLs and caches key on it) and the exact feature count.
 """
 
@@ -17,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Float,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -29,6 +32,7 @@ from sqlalchemy import (
 from gis.catalog import AttrType, Layer
 
 STORAGE_SRID = 4490
+SOURCE_ID = "source_id"
 
 
 class GpkgDateTime(TypeDecorator):
@@ -117,6 +121,9 @@ def layer_table(layer: Layer, metadata: MetaData, postgis: bool) -> Table:
         Column("geom", geometry, nullable=False),
         # the feature's H3 cell at gis.hexagons.FINEST_RES, written with the feature (aggregates)
         Column("h3", BigInteger() if postgis else Integer(), index=True),
+        # the row's key in the source it was imported from; unique, so a re-run import upserts
+        Column(SOURCE_ID, Text, nullable=True),
+        Index(f"{layer.id}_{SOURCE_ID}", SOURCE_ID, unique=True),
         comment=layer.description,
     )
 
