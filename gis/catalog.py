@@ -109,6 +109,35 @@ class Style(BaseModel):
     layout: dict = Field(default_factory=dict)
 
 
+EditOperation = Literal["create", "replace", "update", "delete"]
+
+
+class EditGrant(BaseModel):
+    """Who may change a layer, and how: the roles, the operations, and (for updates only) the
+    attributes they may touch; without `attributes` any attribute and the geometry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    roles: list[str] = Field(min_length=1)
+    operations: list[EditOperation] = Field(min_length=1)
+    attributes: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _narrow_grants_update_only(self) -> "EditGrant":
+        if self.attributes is not None and set(self.operations) != {"update"}:
+            raise ValueError("a grant limited to some attributes may only allow operations: [update]")
+        return self
+
+
+class Editing(BaseModel):
+    """OGC API - Features Part 4 on this layer (gis.edit); absent means read-only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grants: list[EditGrant] = Field(default_factory=list)
+    repair: bool = Field(default=False, description="repair an invalid geometry (make_valid) instead of refusing it")
+
+
 class Layer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -124,6 +153,7 @@ class Layer(BaseModel):
     style: Style
     temporal: str | None = Field(default=None, description="attribute holding the feature's time, if any")
     title_field: str | None = None
+    editing: Editing | None = None
 
     @field_validator("id")
     @classmethod
@@ -142,6 +172,10 @@ class Layer(BaseModel):
                 raise ValueError(f"layer {self.id}: {ref!r} is not one of its attributes")
         if self.temporal and self.attr(self.temporal).type not in (AttrType.date, AttrType.datetime):
             raise ValueError(f"layer {self.id}: temporal attribute must be a date or datetime")
+        for grant in self.editing.grants if self.editing else []:
+            unknown = sorted(set(grant.attributes or []) - set(names))
+            if unknown:
+                raise ValueError(f"layer {self.id}: editing grant names unknown attributes {unknown}")
         return self
 
     def attr(self, name: str) -> Attribute:

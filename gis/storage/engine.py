@@ -126,6 +126,9 @@ def open_engine(db: DatabaseSettings) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):
-        conn.exec_driver_sql("BEGIN")
+        # writers ask for IMMEDIATE (execution option `onemap_write`): they take the write lock up
+        # front and wait for it, instead of failing when a read-then-write races another writer
+        immediate = conn.get_execution_options().get("onemap_write")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine

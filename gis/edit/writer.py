@@ -1,0 +1,222 @@
+"""The store-level write API: create, replace, patch or delete one feature in one transaction.
+
+Each call writes the row and its H3 cell; the layer's triggers (gis.edit.triggers) move its data
+version, exact feature count and extent in the same transaction. After the commit the writer
+tells the tile cache which places changed (old and new bbox), so tiles, heatmaps and counts
+keyed on the data version all show the change before the call returns.
+
+Concurrency is optimistic: every row has an ETag (a hash of the stored row), and a write given
+`if_match` compares it with the row locked for the transaction (SELECT ... FOR UPDATE on PostGIS,
+BEGIN IMMEDIATE on SQLite), so of two writers holding the same ETag exactly one succeeds.
+
+Values handed to the writer are already validated (gis.edit.validate): attribute values of the
+right Python types, a shapely geometry in EPSG:4490 (lon/lat).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+from sqlalchemy import Connection, func, select, text
+
+from gis import hexagons
+from gis.edit import triggers
+from gis.storage.store import Store
+from gis.storage.tables import STORAGE_SRID
+
+LOG = logging.getLogger("onemap.edit")
+BBox = tuple[float, float, float, float]
+
+
+class EditError(Exception):
+    """Base of what a write can refuse; `status` is the HTTP status the API answers with."""
+
+    status = 400
+
+
+class NotFound(EditError):
+    status = 404
+
+
+class PreconditionFailed(EditError):
+    """The row changed since the client read it (its ETag no longer matches)."""
+
+    status = 412
+
+
+@dataclass(frozen=True)
+class EditResult:
+    layer: str
+    id: int
+    operation: str  # create, replace, update, delete
+    old_bbox: BBox | None
+    new_bbox: BBox | None
+    etag: str | None  # the row's new ETag; None once deleted
+    version: int  # the layer's data version after the commit
+
+
+def row_etag(values: Mapping[str, object], wkb: bytes | None) -> str:
+    """A strong ETag: a hash of the stored row (attributes as stored, geometry as WKB)."""
+    canonical = json.dumps({k: _canonical(v) for k, v in sorted(values.items())}, ensure_ascii=False)
+    digest = hashlib.blake2b(canonical.encode(), digest_size=16)
+    digest.update(wkb or b"")
+    return f'"{digest.hexdigest()}"'
+
+
+def _canonical(value):
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.isoformat(timespec="microseconds")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def etag_matches(if_match: str, etag: str) -> bool:
+    """RFC 9110 If-Match: strong comparison; `*` matches any current representation."""
+    value = if_match.strip()
+    if value == "*":
+        return True
+    return any(tag.strip() == etag for tag in value.split(",") if not tag.strip().startswith("W/"))
+
+
+class FeatureWriter:
+    """Writes to one store; `invalidate(layer, bbox)` is called after each commit (tiles)."""
+
+    def __init__(self, store: Store, invalidate: Callable[[str, BBox | None], None] | None = None):
+        self.store = store
+        self.invalidate = invalidate
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def etag(self, layer_id: str, fid: int) -> str | None:
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, layer_id, fid, lock=False)
+        return None if row is None else row[0]
+
+    def _row(self, conn: Connection, layer_id: str, fid: int, lock: bool):
+        """(etag, attribute values, bbox) of a row, or None; locked for the transaction if asked."""
+        table = self.store.tables[layer_id]
+        names = [a.name for a in self.store.catalog[layer_id].attributes]
+        statement = select(*(table.c[n] for n in names), self.store.backend.as_wkb(table.c.geom).label("wkb"))
+        statement = statement.where(table.c.id == fid)
+        if lock and self.store.postgis:
+            statement = statement.with_for_update()
+        row = conn.execute(statement).first()
+        if row is None:
+            return None
+        values = dict(zip(names, row[:-1]))
+        wkb = bytes(row[-1])
+        return row_etag(values, wkb), values, tuple(shapely.from_wkb(wkb).bounds)
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def create(self, layer_id: str, geom: shapely.Geometry, values: Mapping[str, object]) -> EditResult:
+        table = self.store.tables[layer_id]
+        with self._transaction(layer_id) as conn:
+            if self.store.postgis:
+                # ids are max + 1: one creator per layer at a time (an advisory lock, held to commit)
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"onemap.create.{layer_id}"})
+            fid = int(conn.execute(select(func.coalesce(func.max(table.c.id), 0) + 1)).scalar_one())
+            conn.execute(table.insert().values(id=fid, **values, **self._geometry_values(geom)))
+            etag, _, new_bbox = self._row(conn, layer_id, fid, lock=False)
+            version = self._version(conn, layer_id)
+        return self._done(EditResult(layer_id, fid, "create", None, new_bbox, etag, version))
+
+    def replace(
+        self,
+        layer_id: str,
+        fid: int,
+        geom: shapely.Geometry,
+        values: Mapping[str, object],
+        if_match: str | None = None,
+        keep: frozenset[str] = frozenset(),
+    ) -> EditResult:
+        """Every attribute not in `values` becomes NULL, except those in `keep` (kept as stored)."""
+        layer = self.store.catalog[layer_id]
+        full = {a.name: values.get(a.name) for a in layer.attributes if a.name not in keep}
+        return self._update(layer_id, fid, geom, full, if_match, "replace")
+
+    def patch(
+        self,
+        layer_id: str,
+        fid: int,
+        geom: shapely.Geometry | None,
+        values: Mapping[str, object],
+        if_match: str | None = None,
+    ) -> EditResult:
+        """Only the attributes in `values` (and the geometry, if given) change."""
+        return self._update(layer_id, fid, geom, dict(values), if_match, "update")
+
+    def delete(self, layer_id: str, fid: int, if_match: str | None = None) -> EditResult:
+        table = self.store.tables[layer_id]
+        with self._transaction(layer_id) as conn:
+            _, _, old_bbox = self._checked(conn, layer_id, fid, if_match)
+            conn.execute(table.delete().where(table.c.id == fid))
+            version = self._version(conn, layer_id)
+        return self._done(EditResult(layer_id, fid, "delete", old_bbox, None, None, version))
+
+    def _update(self, layer_id, fid, geom, values, if_match, operation) -> EditResult:
+        table = self.store.tables[layer_id]
+        with self._transaction(layer_id) as conn:
+            _, _, old_bbox = self._checked(conn, layer_id, fid, if_match)
+            changes = dict(values)
+            if geom is not None:
+                changes.update(self._geometry_values(geom))
+            if changes:
+                conn.execute(table.update().where(table.c.id == fid).values(**changes))
+            etag, _, new_bbox = self._row(conn, layer_id, fid, lock=False)
+            version = self._version(conn, layer_id)
+        return self._done(EditResult(layer_id, fid, operation, old_bbox, new_bbox, etag, version))
+
+    def _checked(self, conn: Connection, layer_id: str, fid: int, if_match: str | None):
+        row = self._row(conn, layer_id, fid, lock=True)
+        if row is None:
+            raise NotFound(f"no item {fid} in {layer_id}")
+        if if_match is not None and not etag_matches(if_match, row[0]):
+            raise PreconditionFailed(
+                f"item {fid} in {layer_id} changed since you read it (its ETag is now {row[0]}): "
+                "GET it again, reapply your change, and send the new ETag in If-Match"
+            )
+        return row
+
+    def _geometry_values(self, geom: shapely.Geometry) -> dict:
+        shapes = np.asarray([geom], dtype=object)
+        cell = hexagons.cells(shapes)[0]
+        if self.store.postgis:
+            wkb = shapely.to_wkb(geom)
+            return {"geom": func.ST_GeomFromWKB(wkb, STORAGE_SRID), "h3": cell}
+        return {"geom": self.store.backend.geom_values(shapes)[0], "h3": cell}
+
+    def _version(self, conn: Connection, layer_id: str) -> int:
+        meta = self.store.meta
+        return int(conn.execute(select(meta.c.version).where(meta.c.layer == layer_id)).scalar_one())
+
+    @contextmanager
+    def _transaction(self, layer_id: str) -> Iterator[Connection]:
+        with self.store.engine.connect() as conn:
+            conn = conn.execution_options(onemap_write=True)  # BEGIN IMMEDIATE on SQLite
+            with conn.begin():
+                # the triggers keep onemap_layers right; a table rebuilt since start-up gets them back
+                triggers.install(conn, self.store.postgis, self.store.schema, layer_id)
+                yield conn
+
+    def _done(self, result: EditResult) -> EditResult:
+        if self.invalidate is not None:
+            for bbox in {result.old_bbox, result.new_bbox} - {None}:
+                try:
+                    self.invalidate(result.layer, bbox)
+                except Exception:  # the write is committed; a stale tile must not turn it into an error
+                    LOG.exception("tile invalidation after %s of %s/%s failed", result.operation, result.layer, result.id)
+        return result
