@@ -65,10 +65,22 @@ class ServerSettings(BaseSettings):
     count_cache_seconds: float = Field(
         default=300.0, ge=0, description="how long an exact numberMatched is reused for one filter"
     )
+    # -- access (gis.security) --
+    roles_file: Path | None = Field(default=None, description="the roles; default layers_dir/roles/roles.yml")
+    oidc_issuer: str | None = Field(default=None, description="issuer (iss) of accepted JWTs")
+    oidc_audience: str | None = Field(default=None, description="audience (aud) accepted JWTs must name")
+    oidc_jwks_url: str | None = Field(default=None, description="the identity provider's JWKS URL")
+    oidc_key: str | None = Field(default=None, description="a PEM public key (or HS256 secret) instead of JWKS")
+    oidc_algorithms: list[str] = Field(default=["RS256", "ES256"])
+    oidc_role_claim: str = "onemap_role"
 
     @property
     def indicator_registry(self) -> Path:
         return self.indicators_file or self.layers_dir / "indicators" / "registry.yml"
+
+    @property
+    def roles_path(self) -> Path:
+        return self.roles_file or self.layers_dir / "roles" / "roles.yml"
 
     @property
     def public_url(self) -> str:

@@ -8,6 +8,7 @@ function off the event loop, and turns pygeoapi's errors into problem details.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 from collections.abc import Callable
 from functools import partial
@@ -58,10 +59,18 @@ ROUTE_TABLE: list[tuple[str, Callable, tuple[str, ...], tuple[Callable, ...]]] =
 class OgcFeatures:
     """Holds the pygeoapi API object for one app; built by the factory, never at import."""
 
-    def __init__(self, api: API, context: checks.Context, extra_conformance: list[str] | None = None):
+    def __init__(
+        self,
+        api: API,
+        context: checks.Context,
+        extra_conformance: list[str] | None = None,
+        api_for: Callable[[], API] | None = None,
+    ):
         self.api = api
         self.context = context
         self.conformance = FEATURES + list(extra_conformance or [])
+        # per request: the API whose collections the caller may see (gis.security.collections)
+        self.api_for = api_for
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -80,8 +89,11 @@ class OgcFeatures:
         args = [request.path_params[name] for name in params]
         loop = asyncio.get_running_loop()
         after = getattr(request.state, "after_id", None)
+        api = self.api if self.api_for is None else await loop.run_in_executor(None, contextvars.copy_context().run, self.api_for)
+        # executor threads do not inherit context: the principal (gis.security) must reach the provider
+        context = contextvars.copy_context()
         headers, status, content = await loop.run_in_executor(
-            None, _call_with_loop, loop, after, function, self.api, api_request, *args
+            None, context.run, _call_with_loop, loop, after, function, api, api_request, *args
         )
         if function is core_api.conformance and status == HTTPStatus.OK:
             content = self._conformance(content, api_request)

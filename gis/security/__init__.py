@@ -1,0 +1,1 @@
+"""Who may see what: roles, principals, masking, audit, authentication (docs/security.md)."""

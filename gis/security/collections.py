@@ -1,0 +1,48 @@
+"""One pygeoapi API per role: a layer a role may not read is absent from everything it is served.
+
+pygeoapi derives the landing page, /collections (JSON and HTML), /openapi and the queryables
+from its configuration, so filtering one response would leave the others to leak. Instead the
+app keeps one configuration per role with only the collections that role may read (masked or
+full), built on a role's first request and reused. Restrictions to streets or grids change rows,
+not the list, so the role is the whole key; the providers read the principal per request.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+from pygeoapi.api import API
+from pygeoapi.openapi import get_oas
+
+from gis.security.principal import Principal, current
+
+
+class RoleApis:
+    def __init__(self, config: dict):
+        self.config = config
+        self._apis: dict[str, API] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> API:
+        return self.for_principal(current())
+
+    def for_principal(self, principal: Principal) -> API:
+        api = self._apis.get(principal.role)
+        if api is not None:
+            return api
+        with self._lock:
+            api = self._apis.get(principal.role)
+            if api is None:
+                config = self.config_for(principal)
+                api = self._apis[principal.role] = API(config, get_oas(config, fail_on_invalid_collection=False))
+        return api
+
+    def config_for(self, principal: Principal) -> dict:
+        config = copy.deepcopy({k: v for k, v in self.config.items() if k != "resources"})
+        config["resources"] = {
+            name: copy.deepcopy(resource)
+            for name, resource in self.config.get("resources", {}).items()
+            if principal.may_read_features(name)
+        }
+        return config
