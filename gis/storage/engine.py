@@ -34,13 +34,14 @@ def gpkg_path(database_url: str) -> Path:
 
 
 def _bundled_proj_first() -> None:
-    """Load the PROJ copies bundled in the pyproj and rasterio wheels before SpatiaLite's.
+    """Load the PROJ copies bundled in the pyproj, rasterio and pyogrio wheels before SpatiaLite's.
 
     SQLite loads extensions with RTLD_GLOBAL, so Debian's libproj (pulled in by SpatiaLite) would
     otherwise capture the C++ statics of every PROJ loaded after it; each copy then destroys
     them at exit (a segfault as the process ends) or, for rasterio, on first use.
     """
     import pyproj  # noqa: F401
+    import pyogrio  # noqa: F401 - imports (gis.imports) read files with its GDAL
     import rasterio  # noqa: F401
 
 

@@ -1,0 +1,1 @@
+"""Schema migrations (Alembic) for the store's own tables and the derived layer tables' columns."""
