@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +23,9 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 NODELAY = BENCH / "serve_nodelay.py"
+# OneMap's own interpreter: the one running the benchmark (bench/run.sh uses .venv/bin/python)
+ONEMAP_PYTHON = Path(sys.executable)
+PEER_VENVS = Path(os.environ.get("BENCH_VENVS", BENCH / ".venvs"))
 
 
 def free_port() -> int:
@@ -94,14 +98,14 @@ def onemap(database_url: str, workers: int, cache_dir: Path | None, log: Path, n
     env = {"ONEMAP_DATABASE_URL": database_url, "ONEMAP_TILE_CACHE_DIR": str(cache_dir) if cache_dir else ""}
     port = free_port()
     env |= {"ONEMAP_HOST": "127.0.0.1", "ONEMAP_PORT": str(port)}
-    python = REPO / ".venv" / "bin" / "python"
-    args = ["gis.app.asgi:app_factory", "--factory", "--workers", str(workers), "--proxy-headers"]
-    launcher = None if nodelay else [str(python), "-m", "uvicorn"]
+    python = ONEMAP_PYTHON
+    args = ["gis.app.asgi:app_factory", "--factory", "--workers", str(workers), "--proxy-headers", "--app-dir", str(REPO)]
+    launcher = None if nodelay else [str(python), "-m", "uvicorn", "--app-dir", str(REPO)]
     return Server("onemap", python, args, env, "/healthz", log, cwd=REPO, port=port, launcher=launcher)
 
 
 def bare(workers: int, log: Path) -> Server:
-    python = REPO / ".venv" / "bin" / "python"
+    python = ONEMAP_PYTHON
     return Server("bare-starlette", python, ["bare_app:app", "--workers", str(workers)], {}, "/ready", log)
 
 
@@ -120,7 +124,7 @@ def tipg(database_url: str, workers: int, log: Path, schema: str = "onemap") -> 
         "TIPG_DB_SPATIAL_EXTENT": "FALSE",
         "TIPG_DB_DATETIME_EXTENT": "FALSE",
     }
-    python = BENCH / ".venvs" / "tipg" / "bin" / "python"
+    python = PEER_VENVS / "tipg" / "bin" / "python"
     return Server("tipg", python, ["tipg.main:app", "--workers", str(workers)], env, "/collections", log)
 
 
@@ -170,7 +174,7 @@ def pygeoapi(database_url: str, workers: int, log: Path, workdir: Path, layers: 
     cfg = workdir / "pygeoapi-config.yml"
     oas = workdir / "pygeoapi-openapi.yml"
     cfg.write_text(yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
-    venv = BENCH / ".venvs" / "pygeoapi" / "bin"
+    venv = PEER_VENVS / "pygeoapi" / "bin"
     with open(log, "ab") as out:
         subprocess.run([str(venv / "pygeoapi"), "openapi", "generate", str(cfg), "--output-file", str(oas)],
                        check=True, stdout=out, stderr=subprocess.STDOUT)
