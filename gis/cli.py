@@ -17,6 +17,8 @@ PLUGGED_COMMANDS = [
     ("gis.demo.cli", "demo"),
     ("tiles.cli", "seed"),
     ("tiles.cli", "export"),
+    ("gis.raster.cli", "load_raster"),
+    ("gis.raster.cli", "export_raster"),
     ("gis.imports.cli", "load"),
     ("gis.storage.migrations.cli", "migrate"),
 ]

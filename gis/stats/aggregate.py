@@ -112,7 +112,7 @@ def aggregate(
     statement = select(key.label("key"), value).select_from(source).where(and_(*where))
     statement = statement.group_by(key)
     rows = [(_key_text(area, r[0]), r[1]) for r in _run(store, statement)]
-    answer = _suppress(indicator, area, res, k, rows) if protect else Answer(indicator, area, res, k, sorted(rows))
+    answer = suppress(indicator, area, res, k, rows) if protect else Answer(indicator, area, res, k, sorted(rows))
     answer.extra = extra
     return answer
 
@@ -138,7 +138,7 @@ def _run(store: Store, statement) -> list:
         return conn.execute(statement).all()
 
 
-def _suppress(indicator: Indicator, area: str, res: int | None, k: int, rows: list[tuple[str, float]]) -> Answer:
+def suppress(indicator: Indicator, area: str, res: int | None, k: int, rows: list[tuple[str, float]]) -> Answer:
     ordered = sorted(rows, key=lambda r: (r[1], r[0]))
     hidden = [r for r in ordered if 0 < r[1] < k]
     shown = [r for r in ordered if r[1] >= k or r[1] == 0]

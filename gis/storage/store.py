@@ -77,6 +77,19 @@ class Store:
             for layer in self.catalog:
                 if layer.id not in existing:
                     self._create_layer(conn, layer)
+                else:
+                    self._add_new_attributes(conn, layer)
+
+    def _add_new_attributes(self, conn, layer: Layer) -> None:
+        # An attribute added to a layer file after the store was built becomes an empty column,
+        # so an existing store keeps working without a reload.
+        table = self.tables[layer.id]
+        present = {c["name"] for c in inspect(conn).get_columns(layer.id, schema=self.schema)}
+        qualified = f'"{self.schema}"."{layer.id}"' if self.postgis else f'"{layer.id}"'
+        for attribute in layer.attributes:
+            if attribute.name not in present:
+                kind = table.c[attribute.name].type.compile(dialect=conn.dialect)
+                conn.execute(text(f'ALTER TABLE {qualified} ADD COLUMN "{attribute.name}" {kind}'))
 
     def _create_layer(self, conn, layer: Layer) -> None:
         table = self.tables[layer.id]

@@ -1,0 +1,1 @@
+"""Indicator aggregates as OGC API - Features collections (hexagons and grids, for QGIS)."""
