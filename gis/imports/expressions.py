@@ -7,6 +7,7 @@ whitelist before it is ever evaluated, so a mapping file can compute but never r
     field('addr:street')                  a field whose name is not an identifier (OSM tags)
     'school', 12, 3.5, true               constants (true/false/null also accepted)
     num(field('height')) or floors * 3    arithmetic, `or` as "first non-empty", `x if c else y`
+                                          (as in SQL, arithmetic on an empty value gives empty)
     lookup(amenity, {'fuel': 'gas_station'}, 'other')
     join(' ', field('addr:street'), field('addr:housenumber'))
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -84,6 +86,39 @@ FUNCTIONS: dict[str, Callable] = {
 _CONSTANTS = {"true": True, "false": False, "null": None, "None": None, "True": True, "False": False}
 
 
+_OPS = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod,
+    ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge,
+}
+
+
+def _null_op(name: str, a: Any, b: Any) -> Any:
+    """Arithmetic and ordering as in SQL: an empty operand makes the result empty (None)."""
+    if _blank(a) or _blank(b):
+        return None
+    return _OPS_BY_NAME[name](a, b)
+
+
+_OPS_BY_NAME = {op.__name__: fn for op, fn in _OPS.items()}
+
+
+class _NullSafe(ast.NodeTransformer):
+    """Rewrites `a * b` and `a < b` into calls that let a missing value through as None."""
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        return ast.Call(ast.Name("__null_op", ast.Load()), [ast.Constant(type(node.op).__name__), node.left, node.right], [])
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        if len(node.ops) != 1 or type(node.ops[0]) not in _OPS:
+            return node
+        return ast.Call(
+            ast.Name("__null_op", ast.Load()), [ast.Constant(type(node.ops[0]).__name__), node.left, node.comparators[0]], []
+        )
+
+
 class _Row(Mapping):
     """Name lookups for eval(): functions, constants, then the record's fields (None if absent)."""
 
@@ -99,6 +134,8 @@ class _Row(Mapping):
             return _CONSTANTS[name]
         if name == "field":
             return self.field
+        if name == "__null_op":
+            return _null_op
         column = self.fields.get(name)
         return None if column is None else column[self.index]
 
@@ -131,7 +168,8 @@ class Expression:
         if not text:
             raise ExpressionError("an empty expression: name a source field, or quote a constant like 'school'")
         try:
-            tree = ast.parse(text, mode="eval")
+            # parenthesised so a formula may span lines (YAML folded scalars)
+            tree = ast.parse(f"(\n{text}\n)", mode="eval")
         except SyntaxError as err:
             raise ExpressionError(f"{raw!r} is not an expression ({err.msg}); quote text constants: 'school'") from None
         for node in ast.walk(tree):
@@ -156,6 +194,7 @@ class Expression:
             and len(body.args) == 1 and isinstance(body.args[0], ast.Constant)
         ):
             return cls(raw, "field", str(body.args[0].value))
+        tree = ast.fix_missing_locations(_NullSafe().visit(tree))
         return cls(raw, "formula", code=compile(tree, f"<{raw}>", "eval"))
 
     def fields(self) -> set[str]:
@@ -164,7 +203,7 @@ class Expression:
             return {self.value}
         if self.kind == "constant":
             return set()
-        tree = ast.parse(self.source.strip(), mode="eval")
+        tree = ast.parse(f"(\n{self.source.strip()}\n)", mode="eval")
         names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(FUNCTIONS) - set(_CONSTANTS) - {"field"}
         for call in ast.walk(tree):
             if isinstance(call, ast.Call) and call.func.id == "field" and call.args and isinstance(call.args[0], ast.Constant):
