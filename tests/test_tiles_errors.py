@@ -31,7 +31,8 @@ def test_a_tile_with_no_feature_is_204_with_no_body(http, path):
 
 def test_a_level_where_the_layer_is_not_shown_is_204_too(http, store):
     camera = store.catalog["cameras"]
-    z = camera.zoom.min - 1  # cameras start at 12: none at 11, even over the city centre
+    # cameras start at 12, their hexagons (layers/indicators/heatmaps.yml) at 5: nothing at 4
+    z = min(camera.zoom.min, 5) - 1
     bbox = store.layer_meta("cameras").bbox
     x, y = tile_of((bbox[0] + bbox[2]) / 2, (bbox[1] + bbox[3]) / 2, z)
     assert http.get(f"/collections/cameras/tiles/WebMercatorQuad/{z}/{y}/{x}").status_code == 204

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+import yaml
 
 from tests.oracle import read_layer
 from tests.tiles_support import decode, tile_of
@@ -27,7 +28,9 @@ def expand(template: str, z: int, x: int, y: int) -> str:
 
 
 @pytest.mark.parametrize(("prefix", "tileset"), TILESETS, ids=[t for _, t in TILESETS])
-def test_tilejson_3_is_well_formed_and_its_template_resolves_to_tiles(http, store, live_server, prefix, tileset):
+def test_tilejson_3_is_well_formed_and_its_template_resolves_to_tiles(
+    http, store, live_server, repo_root, prefix, tileset
+):
     doc = http.get(f"{prefix}/WebMercatorQuad/tilejson.json").json()
     assert doc["tilejson"] == "3.0.0"
     assert isinstance(doc["tiles"], list) and doc["tiles"] and all(t.startswith(live_server) for t in doc["tiles"])
@@ -40,8 +43,14 @@ def test_tilejson_3_is_well_formed_and_its_template_resolves_to_tiles(http, stor
     assert west <= lon <= east and south <= lat <= north and minzoom <= zoom <= maxzoom
     layers = {layer["id"]: layer for layer in doc["vector_layers"]}
     published = {layer.id for layer in store.catalog.published}
-    assert set(layers) == (published if tileset == "onemap" else {tileset})
+    # below its features, a layer listed in heatmaps.yml shows the hexagons of its indicator
+    under = yaml.safe_load((repo_root / "layers/indicators/heatmaps.yml").read_text())["heatmap"]["layers"]
+    carried = published if tileset == "onemap" else {tileset}
+    assert set(layers) == carried | {f"h3_{under[layer]}" for layer in carried if layer in under}
     for layer_id, layer in layers.items():
+        if layer_id.startswith("h3_"):
+            assert set(layer["fields"]) <= {"cell", "count", "sum", "density"} and "count" in layer["fields"]
+            continue
         public = {a.name for a in store.catalog[layer_id].public_attributes}
         assert set(layer["fields"]) == public
         assert set(layer["fields"].values()) <= {"Number", "String", "Boolean"}
@@ -87,6 +96,8 @@ def test_style_sources_and_layers_reference_real_tiles_and_source_layers(http, s
             continue
         assert layer["source"] in sources
         assert layer["source-layer"] in source_layers[layer["source"]], layer["id"]
+        if layer["source-layer"].startswith("h3_"):  # hexagons: tests/test_heatmap_tiles.py
+            continue
         catalog_layer = store.catalog[layer["source-layer"]]
         assert layer["minzoom"] == catalog_layer.zoom.min and layer["maxzoom"] > catalog_layer.zoom.max
         drawn.add(layer["source-layer"])

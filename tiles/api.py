@@ -33,10 +33,11 @@ from starlette.routing import BaseRoute, Route
 from gis.app import problems
 from gis.settings import REPO_ROOT, Settings
 from gis.storage.store import LayerMeta, Store
-from tiles import filters, metadata, styles
+from tiles import filters, heatmap_style, metadata, styles
 from tiles.cache import Entry, Key, TileCache
 from tiles.engine import DATASET, Cancelled, RenderJob, TileEngine, Tileset, UnknownTileset
 from tiles.generalise import TILE_BUDGET_BYTES
+from tiles.heatmap import load_heatmaps
 from tiles.matrix import GRIDS, TileOutOfRange
 
 LOG = logging.getLogger("onemap.tiles")
@@ -90,8 +91,9 @@ class TileService:
     ):
         self.store = store
         self.settings = settings
-        self.engine = TileEngine(store, budget)
-        self.cache = TileCache(cache_dir, memory_bytes)
+        heatmaps = load_heatmaps(settings, store.catalog)
+        self.engine = TileEngine(store, budget, heatmaps, settings.server.suppression_k)
+        self.cache = TileCache(cache_dir, memory_bytes, reach=self.engine.reach)
         self.sync_seconds = sync_seconds
         self.meta: dict[str, LayerMeta] = {}
         self.versions: dict[str, int] = {}  # per tileset: the data version in tile URLs
@@ -114,10 +116,12 @@ class TileService:
             bbox = None if row["minx"] is None else (row["minx"], row["miny"], row["maxx"], row["maxy"])
             meta[row["layer"]] = LayerMeta(row["layer"], row["version"], row["feature_count"], bbox, row["updated_at"])
         self.meta = meta
-        layer_versions = {layer.id: meta[layer.id].version for layer in self.store.catalog.published if layer.id in meta}
+        # every layer, published or not: heatmaps aggregate unpublished ones (population)
+        layer_versions = {layer.id: meta[layer.id].version for layer in self.store.catalog if layer.id in meta}
         self.cache.sync(layer_versions, self.engine.tilesets_with)
+        self.engine.layer_versions = layer_versions
         self.versions = {
-            t.id: sum(layer_versions.get(layer.id, 0) for layer in t.layers) for t in self.engine.tilesets.values()
+            t.id: sum(layer_versions.get(source, 0) for source in t.sources) for t in self.engine.tilesets.values()
         }
         self._last_sync = time.monotonic()
 
@@ -269,7 +273,13 @@ class TileService:
             raise _Reply(400, "filter applies to a collection's tiles (/collections/{id}/tiles/...), not /tiles")
         if params.get("filter-crs") not in (None, metadata.CRS84, "http://www.opengis.net/def/crs/EPSG/0/4490"):
             raise _Reply(400, f"filter-crs {params['filter-crs']!r} is not supported; use CRS84")
-        layer = tileset.layers[0]
+        if any(h.protected for h in tileset.heat):
+            raise _Reply(
+                400,
+                "filters are not offered on heatmaps of people: two filtered views could be subtracted to "
+                "isolate fewer than k people; use the indicators' own tilesets (see /stats/indicators)",
+            )
+        layer = self.store.catalog[tileset.source_of(tileset.layers[0].id)]
         try:
             clause = filters.where_clause(layer, self.store.tables[layer.id], text, params.get("filter-lang"))
         except filters.FilterError as err:
@@ -384,7 +394,15 @@ class TileService:
             raise problems.Problem(404, f"no style {style_id!r}; use {'default' if collection else 'onemap'}")
         tileset = self._tileset_or_404(request)
         url = f"{self.base}{metadata.tileset_path(tileset)}/WebMercatorQuad/tilejson.json"
-        return JSONResponse(styles.style(self.base, tileset, url, tileset.layers[0].title if collection else "OneMap"))
+        await self._fresh()
+        paints = await run_in_threadpool(self._heat_paints, tileset)
+        title = tileset.layers[0].title if collection else "OneMap"
+        return JSONResponse(styles.style(self.base, tileset, url, title, paints))
+
+    def _heat_paints(self, tileset: Tileset) -> dict:
+        cells = self.engine.heat_tiles.cells
+        versions = self.engine.layer_versions
+        return {h.id: heatmap_style.paint(cells, h, versions.get(h.source, 0)) for h in tileset.heat}
 
     def _routes(self) -> list[BaseRoute]:
         tile_app = _TileApp(self)

@@ -21,9 +21,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tiles.matrix import BUFFER, GRIDS
+from tiles.matrix import BUFFER, GRIDS, Grid
 
 Key = tuple[str, str, int, int, int, str]  # tileset, tms, z, x, y, filter
+BBox = tuple[float, float, float, float]
+# (written layer, tileset, grid, z, written bbox) -> the bbox whose data that tileset's tiles at z depend on
+Reach = Callable[[str, str, Grid, int, BBox], BBox]
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,28 +172,39 @@ class DiskCache:
         return self._conn().execute("SELECT count(*) FROM tiles").fetchone()[0]
 
 
-def touched_ranges(tilesets: Iterable[str], bbox: tuple[float, float, float, float]):
+def touched_ranges(
+    tilesets: Iterable[str], bbox: tuple[float, float, float, float], reach: Callable | None = None
+):
     """(tileset, tms, z, xmin, ymin, xmax, ymax) for every level of every grid: the tiles whose
-    buffered extent meets the bbox (lon/lat)."""
+    buffered extent meets the bbox (lon/lat), grown per tileset and level by `reach` where a
+    tile's content depends on data beyond its extent (heatmap hexagons carry whole cells)."""
     tilesets = list(tilesets)
     for grid in GRIDS.values():
         for z in range(grid.minzoom, grid.maxzoom + 1):
-            x0, y0, x1, y1 = grid.tile_range(z, bbox, BUFFER + 1)
-            if x0 > x1 or y0 > y1:
-                continue
+            plain = grid.tile_range(z, bbox, BUFFER + 1)
             for tileset in tilesets:
+                box = reach(tileset, grid, z, bbox) if reach else bbox
+                x0, y0, x1, y1 = plain if box == bbox else grid.tile_range(z, box, BUFFER + 1)
+                if x0 > x1 or y0 > y1:
+                    continue
                 yield tileset, grid.id, z, x0, y0, x1, y1
 
 
 class TileCache:
     """Memory LRU over the disk cache, with bbox-exact invalidation shared between processes."""
 
-    def __init__(self, directory: Path | None, memory_bytes: int = 256 * 2**20):
+    def __init__(self, directory: Path | None, memory_bytes: int = 256 * 2**20, reach: Reach | None = None):
+        self.reach = reach
         self.memory = MemoryLRU(memory_bytes)
         self.disk = DiskCache(directory / "tiles.sqlite") if directory else None
         self._seq = self.disk.last_seq() if self.disk else 0
         self.generation = 0  # bumped by every drop: a render that saw an older one is not cached
         self._covered: dict[str, int] = {}  # per layer: the data version the cache is known to match
+
+    def _reach(self, layer: str):
+        if self.reach is None:
+            return None
+        return lambda tileset, grid, z, bbox: self.reach(layer, tileset, grid, z, bbox)
 
     def get_memory(self, key: Key) -> Entry | None:
         return self.memory.get(key)
@@ -236,7 +250,7 @@ class TileCache:
             if self.disk is not None:
                 self.disk.drop_tilesets(tilesets)
         else:
-            ranges = list(touched_ranges(tilesets, bbox))
+            ranges = list(touched_ranges(tilesets, bbox, self._reach(layer)))
             self._drop_memory_ranges(ranges)
             if self.disk is not None:
                 self.disk.drop_ranges(ranges)
@@ -254,7 +268,7 @@ class TileCache:
                     self.generation += 1
                     self.memory.drop(lambda key: key[0] in tilesets)
                 else:
-                    self._drop_memory_ranges(touched_ranges(tilesets, (minx, miny, maxx, maxy)))
+                    self._drop_memory_ranges(touched_ranges(tilesets, (minx, miny, maxx, maxy), self._reach(layer)))
                 self._covered[layer] = max(version, self._covered.get(layer, 0))
                 self._seq = seq
             if not self._covered:  # first sync of this process: what was the disk rendered from?

@@ -19,6 +19,9 @@ from gis.catalog import Layer
 from gis.storage.store import Store
 from tiles import render_postgis, render_python
 from tiles.generalise import BUDGET_MAX_STEPS, TILE_BUDGET_BYTES, detail
+from tiles.heatmap import Heatmap, Heatmaps
+from tiles.heatmap_cells import SQL_MARGIN_EDGES, grow
+from tiles.heatmap_render import HeatPlan, HeatTiles
 from tiles.matrix import Grid
 from tiles.plan import LayerPlan, Rendered, TilePlan, moduli
 
@@ -67,21 +70,40 @@ class RenderJob:
 @dataclass(frozen=True)
 class Tileset:
     id: str
-    layers: tuple[Layer, ...]
+    layers: tuple[Layer, ...]  # what the tiles carry; a heatmap's layer stands for its hexagons
+    heat: tuple[Heatmap, ...] = ()
 
     @property
     def is_dataset(self) -> bool:
         return self.id == DATASET
 
+    def source_of(self, layer_id: str) -> str:
+        """The stored layer a tile layer is drawn from (a heatmap's indicator layer)."""
+        return next((h.source for h in self.heat if h.id == layer_id), layer_id)
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(self.source_of(layer.id) for layer in self.layers))
+
 
 class TileEngine:
-    def __init__(self, store: Store, budget: int = TILE_BUDGET_BYTES):
+    def __init__(self, store: Store, budget: int = TILE_BUDGET_BYTES, heatmaps: Heatmaps | None = None, k: int = 10):
         self.store = store
         self.budget = budget
+        self.heat_tiles = HeatTiles(store, k)
+        self.layer_versions: dict[str, int] = {}  # set by the tile service: city-wide cells are per version
         published = tuple(layer for layer in store.catalog.published)
-        self.tilesets: dict[str, Tileset] = {DATASET: Tileset(DATASET, published)}
+        under = heatmaps.under_layer if heatmaps else {}
+        # below a layer's first zoom of individual features, its hexagons, in its tiles and the dataset's
+        dataset_heat = tuple(under[layer.id] for layer in published if layer.id in under)
+        self.tilesets: dict[str, Tileset] = {
+            DATASET: Tileset(DATASET, published + tuple(h.layer for h in dataset_heat), dataset_heat)
+        }
         for layer in published:
-            self.tilesets[layer.id] = Tileset(layer.id, (layer,))
+            heat = (under[layer.id],) if layer.id in under else ()
+            self.tilesets[layer.id] = Tileset(layer.id, (layer, *(h.layer for h in heat)), heat)
+        for heatmap in heatmaps or ():
+            self.tilesets[heatmap.id] = Tileset(heatmap.id, (heatmap.layer,), (heatmap,))
 
     def tileset(self, tileset_id: str) -> Tileset:
         try:
@@ -90,7 +112,18 @@ class TileEngine:
             raise UnknownTileset(tileset_id) from None
 
     def tilesets_with(self, layer_id: str) -> list[str]:
-        return [t.id for t in self.tilesets.values() if any(layer.id == layer_id for layer in t.layers)]
+        return [t.id for t in self.tilesets.values() if layer_id in t.sources]
+
+    def reach(self, layer_id: str, tileset_id: str, grid: Grid, z: int, bbox: tuple[float, float, float, float]):
+        """Where a write to `layer_id` inside `bbox` can change this tileset's tiles at level z: further
+        than the bbox where its hexagons show, since a hexagon carries its whole cell wherever drawn."""
+        tileset = self.tilesets.get(tileset_id)
+        web_zoom = grid.web_zoom(z)
+        heat = [h for h in (tileset.heat if tileset else ()) if h.source == layer_id]
+        shown = [h for h in heat if h.layer.zoom.min <= web_zoom <= h.layer.zoom.max]
+        if not shown:
+            return bbox
+        return grow(bbox, min(h.resolution(web_zoom) for h in shown), SQL_MARGIN_EDGES)
 
     def plan(
         self,
@@ -103,22 +136,34 @@ class TileEngine:
     ) -> TilePlan:
         """The layers the tile carries at this level, each with its detail rules and filter."""
         web_zoom = grid.web_zoom(z)
-        layers = []
-        for layer in self.tileset(tileset_id).layers:
+        tileset = self.tileset(tileset_id)
+        heat = {h.id: h for h in tileset.heat}
+        layers, heat_plans = [], []
+        for layer in tileset.layers:
+            clause = (where or {}).get(tileset.source_of(layer.id))
+            if layer.id in heat:
+                if layer.zoom.min <= web_zoom <= layer.zoom.max:
+                    h = heat[layer.id]
+                    version = self.layer_versions.get(h.source, 0)
+                    heat_plans.append(HeatPlan(h, h.resolution(web_zoom), version, clause))
+                continue
             rules = detail(layer, web_zoom)
             if rules is not None:
-                clause = (where or {}).get(layer.id)
                 layers.append(LayerPlan(layer, self.store.tables[layer.id], rules, clause))
-        return TilePlan(grid, z, x, y, tuple(layers))
+        return TilePlan(grid, z, x, y, tuple(layers), tuple(heat_plans))
 
     def render(self, plan: TilePlan, job: RenderJob | None = None) -> Rendered:
         """Render within the budget: retry with the deterministic id thinning until the tile fits."""
-        if not plan.layers:
+        if not plan.layers and not plan.heat:
             return Rendered(b"", {})
         with self.store.engine.connect() as conn:
             if job is not None:
                 job.attach(conn.connection.driver_connection)
             try:
+                # hexagons are few by construction (the resolution follows the zoom): no budget
+                heat = self.heat_tiles.render(conn, plan, list(plan.heat)) if plan.heat else Rendered(b"", {})
+                if not plan.layers:
+                    return heat
                 result = self._render_once(conn, plan, {})
                 first_counts = result.counts
                 step = 0
@@ -126,7 +171,8 @@ class TileEngine:
                     step += 1
                     result = self._render_once(conn, plan, moduli(first_counts, step))
                     result.step = step
-                return result
+                # MVT layers are independent messages: concatenating tiles merges their layers
+                return Rendered(heat.data + result.data, {**heat.counts, **result.counts}, result.step)
             except Exception:
                 if job is not None and job.cancelled:
                     raise Cancelled() from None

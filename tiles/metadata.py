@@ -35,7 +35,8 @@ def tile_template(base: str, tileset: Tileset, grid: Grid, version: int, ogc: bo
 
 
 def union_bbox(tileset: Tileset, meta: dict[str, LayerMeta]) -> tuple[float, float, float, float] | None:
-    boxes = [meta[layer.id].bbox for layer in tileset.layers if layer.id in meta and meta[layer.id].bbox]
+    sources = [tileset.source_of(layer.id) for layer in tileset.layers]
+    boxes = [meta[s].bbox for s in sources if s in meta and meta[s].bbox]
     if not boxes:
         return None
     return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
@@ -110,7 +111,8 @@ def tileset_metadata(
         zoom = _layer_zoom(grid, layer)
         if zoom is None:
             continue
-        layer_bbox = meta.get(layer.id).bbox if layer.id in meta else None
+        source = tileset.source_of(layer.id)  # a heatmap covers its indicator layer's extent
+        layer_bbox = meta.get(source).bbox if source in meta else None
         layers.append(
             {
                 "id": layer.id,

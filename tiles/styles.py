@@ -14,7 +14,7 @@ GLYPHS = "/fonts/{fontstack}/{range}.pbf"
 _ORDER = {"fill": 0, "fill-extrusion": 1, "line": 2, "heatmap": 3, "circle": 4, "symbol": 5}
 
 
-def _style_layer(layer: Layer, source: str) -> dict:
+def _style_layer(layer: Layer, source: str, paint: tuple[dict, dict] | None = None) -> dict:
     entry = {
         "id": layer.id,
         "type": layer.style.type,
@@ -24,14 +24,19 @@ def _style_layer(layer: Layer, source: str) -> dict:
         "maxzoom": min(layer.zoom.max + 1, 24),
         "metadata": {"onemap:title": layer.title, "onemap:title_zh": layer.title_zh},
     }
-    if layer.style.paint:
+    if paint is not None:  # a heatmap's: colours from the data (tiles.heatmap_style)
+        entry["paint"] = paint[0]
+        entry["metadata"].update(paint[1])
+    elif layer.style.paint:
         entry["paint"] = dict(layer.style.paint)
     if layer.style.layout:
         entry["layout"] = dict(layer.style.layout)
     return entry
 
 
-def style(base: str, tileset: Tileset, tilejson_url: str, name: str) -> dict:
+def style(
+    base: str, tileset: Tileset, tilejson_url: str, name: str, paints: dict[str, tuple[dict, dict]] | None = None
+) -> dict:
     source = "onemap"
     layers = sorted(tileset.layers, key=lambda layer: _ORDER.get(layer.style.type, 9))
     return {
@@ -41,6 +46,6 @@ def style(base: str, tileset: Tileset, tilejson_url: str, name: str) -> dict:
         "glyphs": base + GLYPHS,
         "layers": [
             {"id": "background", "type": "background", "paint": {"background-color": "#0b1a2e"}},
-            *(_style_layer(layer, source) for layer in layers),
+            *(_style_layer(layer, source, (paints or {}).get(layer.id)) for layer in layers),
         ],
     }
