@@ -113,7 +113,8 @@ class Run:
         self.notes: list[str] = []
 
     def row(self, server: str, phase: str, conc: int, res: dict) -> dict:
-        r = {"server": server, "phase": phase, "c": conc, **{k: v for k, v in res.items() if k not in ("wrk", "per_tile_s")}}
+        r = {"server": server, "phase": phase, "c": conc, **{k: v for k, v in res.items() if k not in ("wrk", "per_tile_s")},
+             "load1": round(os.getloadavg()[0], 1)}
         self.rows.append(r)
         log(f"{server:<16} {phase:<6} c{conc:<3} {r['tiles_s']:9.1f} tiles/s  p50 {r['p50_ms']:8.1f}  p95 {r['p95_ms']:8.1f}"
             f"  p99 {r['p99_ms']:8.1f} ms  {r['bytes_per_tile']:9.0f} B/tile  {r['errors']} errors  ({r['tiles']} tiles,"
@@ -389,7 +390,8 @@ def report(run: Run) -> None:
         f"OneMap at commit {v['commit']}; (package, uvicorn) versions: OneMap's venv uvicorn {v['onemap']}; "
         f"tipg {v['tipg']}; pygeoapi {v['pygeoapi']}",
         f"city: {city['features']}; {city['tiles_in_list']} tiles in the list, per zoom {city['per_zoom']}",
-        f"{run.args.workers} workers per server, all on 127.0.0.1; load and database on the same machine",
+        f"{run.args.workers} workers per server, all on 127.0.0.1; load and database on the same machine; "
+        f"1-minute load average after each walk: {min(r['load1'] for r in run.rows)} to {max(r['load1'] for r in run.rows)}",
         "",
         table(run),
         "",
