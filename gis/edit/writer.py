@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import ColumnElement, Connection, func, select, text
 
 from gis import hexagons
 from gis.edit import triggers
@@ -34,6 +34,9 @@ from gis.storage.tables import STORAGE_SRID
 
 LOG = logging.getLogger("onemap.edit")
 BBox = tuple[float, float, float, float]
+ID_TABLE = "onemap_edit_ids"  # per layer, the highest id the writer ever issued
+# called inside the edit's transaction, before the commit (the audit entry lands with the edit)
+OnWrite = Callable[[Connection, "EditResult"], None]
 
 
 class EditError(Exception):
@@ -44,6 +47,12 @@ class EditError(Exception):
 
 class NotFound(EditError):
     status = 404
+
+
+class Forbidden(EditError):
+    """The row lies (or would come to lie) outside the rows the caller may write."""
+
+    status = 403
 
 
 class PreconditionFailed(EditError):
@@ -97,6 +106,7 @@ class FeatureWriter:
     def __init__(self, store: Store, invalidate: Callable[[str, BBox | None], None] | None = None):
         self.store = store
         self.invalidate = invalidate
+        self._ids_ready = False
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -105,7 +115,13 @@ class FeatureWriter:
             row = self._row(conn, layer_id, fid, lock=False)
         return None if row is None else row[0]
 
-    def _row(self, conn: Connection, layer_id: str, fid: int, lock: bool):
+    def read(self, layer_id: str, fid: int) -> tuple[str, dict, shapely.Geometry] | None:
+        """(etag, attribute values as stored, geometry in EPSG:4490) of one row, or None."""
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, layer_id, fid, lock=False, geometry=True)
+        return None if row is None else (row[0], row[1], row[3])
+
+    def _row(self, conn: Connection, layer_id: str, fid: int, lock: bool, geometry: bool = False):
         """(etag, attribute values, bbox) of a row, or None; locked for the transaction if asked."""
         table = self.store.tables[layer_id]
         names = [a.name for a in self.store.catalog[layer_id].attributes]
@@ -118,21 +134,31 @@ class FeatureWriter:
             return None
         values = dict(zip(names, row[:-1]))
         wkb = bytes(row[-1])
-        return row_etag(values, wkb), values, tuple(shapely.from_wkb(wkb).bounds)
+        shape = shapely.from_wkb(wkb)
+        found = (row_etag(values, wkb), values, tuple(shape.bounds))
+        return (*found, shape) if geometry else found
 
     # -- writing --------------------------------------------------------------------------------
 
-    def create(self, layer_id: str, geom: shapely.Geometry, values: Mapping[str, object]) -> EditResult:
+    def create(
+        self,
+        layer_id: str,
+        geom: shapely.Geometry,
+        values: Mapping[str, object],
+        scope: ColumnElement | None = None,
+        on_write: OnWrite | None = None,
+    ) -> EditResult:
+        """`scope`: a where-clause the new row must satisfy (a caller limited to some streets)."""
         table = self.store.tables[layer_id]
         with self._transaction(layer_id) as conn:
-            if self.store.postgis:
-                # ids are max + 1: one creator per layer at a time (an advisory lock, held to commit)
-                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"onemap.create.{layer_id}"})
-            fid = int(conn.execute(select(func.coalesce(func.max(table.c.id), 0) + 1)).scalar_one())
+            fid = self._next_id(conn, layer_id)
             conn.execute(table.insert().values(id=fid, **values, **self._geometry_values(geom)))
+            self._in_scope(conn, layer_id, fid, scope, "would lie")
             etag, _, new_bbox = self._row(conn, layer_id, fid, lock=False)
-            version = self._version(conn, layer_id)
-        return self._done(EditResult(layer_id, fid, "create", None, new_bbox, etag, version))
+            result = EditResult(layer_id, fid, "create", None, new_bbox, etag, self._version(conn, layer_id))
+            if on_write is not None:
+                on_write(conn, result)
+        return self._done(result)
 
     def replace(
         self,
@@ -142,11 +168,13 @@ class FeatureWriter:
         values: Mapping[str, object],
         if_match: str | None = None,
         keep: frozenset[str] = frozenset(),
+        scope: ColumnElement | None = None,
+        on_write: OnWrite | None = None,
     ) -> EditResult:
         """Every attribute not in `values` becomes NULL, except those in `keep` (kept as stored)."""
         layer = self.store.catalog[layer_id]
         full = {a.name: values.get(a.name) for a in layer.attributes if a.name not in keep}
-        return self._update(layer_id, fid, geom, full, if_match, "replace")
+        return self._update(layer_id, fid, geom, full, if_match, "replace", scope, on_write)
 
     def patch(
         self,
@@ -155,41 +183,79 @@ class FeatureWriter:
         geom: shapely.Geometry | None,
         values: Mapping[str, object],
         if_match: str | None = None,
+        scope: ColumnElement | None = None,
+        on_write: OnWrite | None = None,
     ) -> EditResult:
         """Only the attributes in `values` (and the geometry, if given) change."""
-        return self._update(layer_id, fid, geom, dict(values), if_match, "update")
+        return self._update(layer_id, fid, geom, dict(values), if_match, "update", scope, on_write)
 
-    def delete(self, layer_id: str, fid: int, if_match: str | None = None) -> EditResult:
+    def delete(
+        self,
+        layer_id: str,
+        fid: int,
+        if_match: str | None = None,
+        scope: ColumnElement | None = None,
+        on_write: OnWrite | None = None,
+    ) -> EditResult:
         table = self.store.tables[layer_id]
         with self._transaction(layer_id) as conn:
-            _, _, old_bbox = self._checked(conn, layer_id, fid, if_match)
+            _, _, old_bbox = self._checked(conn, layer_id, fid, if_match, scope)
             conn.execute(table.delete().where(table.c.id == fid))
-            version = self._version(conn, layer_id)
-        return self._done(EditResult(layer_id, fid, "delete", old_bbox, None, None, version))
+            result = EditResult(layer_id, fid, "delete", old_bbox, None, None, self._version(conn, layer_id))
+            if on_write is not None:
+                on_write(conn, result)
+        return self._done(result)
 
-    def _update(self, layer_id, fid, geom, values, if_match, operation) -> EditResult:
+    def _update(self, layer_id, fid, geom, values, if_match, operation, scope, on_write) -> EditResult:
         table = self.store.tables[layer_id]
         with self._transaction(layer_id) as conn:
-            _, _, old_bbox = self._checked(conn, layer_id, fid, if_match)
+            _, _, old_bbox = self._checked(conn, layer_id, fid, if_match, scope)
             changes = dict(values)
             if geom is not None:
                 changes.update(self._geometry_values(geom))
             if changes:
                 conn.execute(table.update().where(table.c.id == fid).values(**changes))
+            self._in_scope(conn, layer_id, fid, scope, "would come to lie")
             etag, _, new_bbox = self._row(conn, layer_id, fid, lock=False)
-            version = self._version(conn, layer_id)
-        return self._done(EditResult(layer_id, fid, operation, old_bbox, new_bbox, etag, version))
+            result = EditResult(layer_id, fid, operation, old_bbox, new_bbox, etag, self._version(conn, layer_id))
+            if on_write is not None:
+                on_write(conn, result)
+        return self._done(result)
 
-    def _checked(self, conn: Connection, layer_id: str, fid: int, if_match: str | None):
+    def _in_scope(self, conn: Connection, layer_id: str, fid: int, scope, how: str) -> None:
+        if scope is None:
+            return
+        table = self.store.tables[layer_id]
+        if conn.execute(select(table.c.id).where(table.c.id == fid, scope)).first() is None:
+            raise Forbidden(f"item {fid} of {layer_id} {how} outside the streets or grids you may change")
+
+    def _checked(self, conn: Connection, layer_id: str, fid: int, if_match: str | None, scope=None):
         row = self._row(conn, layer_id, fid, lock=True)
         if row is None:
             raise NotFound(f"no item {fid} in {layer_id}")
+        self._in_scope(conn, layer_id, fid, scope, "lies")
         if if_match is not None and not etag_matches(if_match, row[0]):
             raise PreconditionFailed(
                 f"item {fid} in {layer_id} changed since you read it (its ETag is now {row[0]}): "
                 "GET it again, reapply your change, and send the new ETag in If-Match"
             )
         return row
+
+    def _next_id(self, conn: Connection, layer_id: str) -> int:
+        """Above every id the layer holds or ever issued: a deleted item's id is never reused, so
+        a stale link or ETag can never reach a different feature. The row lock serialises creators."""
+        ids = f'"{self.store.schema}".{ID_TABLE}' if self.store.postgis else ID_TABLE
+        if not self._ids_ready:
+            conn.execute(text(f"CREATE TABLE IF NOT EXISTS {ids} (layer TEXT PRIMARY KEY, last_id BIGINT NOT NULL)"))
+            self._ids_ready = True
+        conn.execute(text(f"INSERT INTO {ids} (layer, last_id) VALUES (:l, 0) ON CONFLICT (layer) DO NOTHING"), {"l": layer_id})
+        lock = " FOR UPDATE" if self.store.postgis else ""
+        issued = conn.execute(text(f"SELECT last_id FROM {ids} WHERE layer = :l{lock}"), {"l": layer_id}).scalar_one()
+        table = self.store.tables[layer_id]
+        held = conn.execute(select(func.coalesce(func.max(table.c.id), 0))).scalar_one()
+        fid = max(int(issued), int(held)) + 1
+        conn.execute(text(f"UPDATE {ids} SET last_id = :i WHERE layer = :l"), {"i": fid, "l": layer_id})
+        return fid
 
     def _geometry_values(self, geom: shapely.Geometry) -> dict:
         shapes = np.asarray([geom], dtype=object)

@@ -65,12 +65,18 @@ class OgcFeatures:
         context: checks.Context,
         extra_conformance: list[str] | None = None,
         api_for: Callable[[], API] | None = None,
+        conformance_for: Callable[[], list[str]] | None = None,
+        item_etag: Callable[[str, str], str | None] | None = None,
     ):
         self.api = api
         self.context = context
         self.conformance = FEATURES + list(extra_conformance or [])
         # per request: the API whose collections the caller may see (gis.security.collections)
         self.api_for = api_for
+        # per request: classes that depend on the caller (Part 4 only for those who may edit)
+        self.conformance_for = conformance_for
+        # the stored row's ETag on every item (If-Match for edits, gis.edit)
+        self.item_etag = item_etag
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -99,13 +105,17 @@ class OgcFeatures:
             content = self._conformance(content, api_request)
         if function is itemtypes_api.get_collection_items and status == HTTPStatus.OK:
             content = _keyset_next_link(content, request, headers)
+        if function is itemtypes_api.get_collection_item and status == HTTPStatus.OK and self.item_etag is not None:
+            etag = await loop.run_in_executor(None, self.item_etag, *args)
+            if etag is not None:
+                headers = {**headers, "ETag": etag}
         return _to_response(headers, status, content)
 
     def _conformance(self, content, api_request: APIRequest):
         if api_request.format == "html":
             return content
         document = json.loads(content) if isinstance(content, (str, bytes)) else content
-        document["conformsTo"] = self.conformance
+        document["conformsTo"] = self.conformance + (self.conformance_for() if self.conformance_for else [])
         return json.dumps(document)
 
 
