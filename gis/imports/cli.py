@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -15,14 +14,13 @@ SHOWN_REJECTS = 50
 
 
 class _Progress:
-    """click's bar on a terminal, one plain line per phase step (at most each second) otherwise."""
+    """click's bar on a terminal, one plain line per step (a phase, a chunk written) otherwise."""
 
     def __init__(self, quiet: bool):
         self.quiet = quiet
         self.tty = sys.stderr.isatty()
         self.phase: str | None = None
         self.bar = None
-        self.last = 0.0
         self.done = 0
 
     def __call__(self, phase: str, done: int, total: int | None) -> None:
@@ -38,10 +36,9 @@ class _Progress:
             self.bar.update(done - self.done)
             self.done = done
             return
-        now = time.monotonic()
-        final = total is not None and done >= total and done != self.done
-        if final or now - self.last >= 1.0:
-            self.last, self.done = now, done
+        if done != self.done or total is None:
+            # one line per step (a chunk written, a phase done): a log shows how far it got
+            self.done = done
             click.echo(f"onemap load: {phase} {done}" + (f"/{total} rows" if total else " objects"), err=True)
 
     def close(self) -> None:

@@ -135,7 +135,9 @@ def _check_geometries(geoms: np.ndarray, layer: Layer, extent, refuse) -> None:
         outside = ~(
             (bounds[:, 0] >= minx) & (bounds[:, 1] >= miny) & (bounds[:, 2] <= maxx) & (bounds[:, 3] <= maxy)
         )
-    for i in np.flatnonzero(missing | empty | ~valid | outside | (types < 0) | (parts > 1) | (types > 3)):
+    accepted_ids = [k for k, name in enumerate(names) if name in accepted]
+    wrong_kind = ~np.isin(types, accepted_ids) | ((parts > 1) & (wanted != "MultiPolygon"))
+    for i in np.flatnonzero(missing | empty | ~valid | outside | wrong_kind):
         if missing[i]:
             refuse(i, "no geometry")
             continue
