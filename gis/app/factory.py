@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from gis.app import health, problems
 from gis.catalog import Catalog
+from gis.edit.routes import EditService
 from gis.features import registry
 from gis.ogc.checks import Context
 from gis.ogc.config import build_config
@@ -56,12 +57,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     indicators = Indicators.load(settings.server.indicator_registry, catalog)
     stats = StatsService(store, indicators, settings.server.suppression_k)
     wall = WallService(settings, catalog, tile_service)
+    # Part 4 edits; after each, the tiles under the old and new places are dropped before it returns
+    edits = EditService(store, Context(catalog, published), tile_service)
 
-    features = OgcFeatures(api, Context(catalog, published), extra_conformance)
+    features = OgcFeatures(
+        api, Context(catalog, published), extra_conformance,
+        conformance_for=edits.conformance,
+        item_etag=edits.item_etag,
+    )
     routes = [
         *health.ROUTES,
         *stats.routes,
         *wall.routes,
+        *edits.routes,
         *extra_routes,
         *features.routes(),
         Mount("/static", StaticFiles(directory=PYGEOAPI_STATIC), name="static"),
@@ -70,7 +78,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette):
         try:
-            yield
+            async with edits.running():  # triggers on the layer tables; PostGIS: LISTEN for changes
+                yield
         finally:
             registry.unregister(store_key)
             if owns_store:
@@ -80,6 +89,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = store
     app.state.tiles = tile_service
+    app.state.edits = edits
     if tile_service is not None:
         # cached tiles are answered before routing: the warm path costs no framework work
         return _Wrapped(tile_service.wrap(app), app)
