@@ -273,7 +273,7 @@ class TileService:
             raise _Reply(400, "filter applies to a collection's tiles (/collections/{id}/tiles/...), not /tiles")
         if params.get("filter-crs") not in (None, metadata.CRS84, "http://www.opengis.net/def/crs/EPSG/0/4490"):
             raise _Reply(400, f"filter-crs {params['filter-crs']!r} is not supported; use CRS84")
-        if any(h.protected for h in tileset.heat):
+        if any(h.protected and h.id == tileset.id for h in tileset.heat):
             raise _Reply(
                 400,
                 "filters are not offered on heatmaps of people: two filtered views could be subtracted to "

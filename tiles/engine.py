@@ -142,7 +142,9 @@ class TileEngine:
         for layer in tileset.layers:
             clause = (where or {}).get(tileset.source_of(layer.id))
             if layer.id in heat:
-                if layer.zoom.min <= web_zoom <= layer.zoom.max:
+                # hexagons of people are never filtered: two filtered views would isolate a few
+                protected = clause is not None and heat[layer.id].protected
+                if layer.zoom.min <= web_zoom <= layer.zoom.max and not protected:
                     h = heat[layer.id]
                     version = self.layer_versions.get(h.source, 0)
                     heat_plans.append(HeatPlan(h, h.resolution(web_zoom), version, clause))
