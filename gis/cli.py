@@ -14,6 +14,7 @@ import click
 
 # (module, attribute): attached when the module exists, so a partial checkout still runs
 PLUGGED_COMMANDS = [
+    ("gis.qgis.cli", "qgis_project"),
     ("gis.demo.cli", "demo"),
     ("tiles.cli", "seed"),
     ("tiles.cli", "export"),
