@@ -198,6 +198,11 @@ def main() -> int:
     if "raw" in want:
         log("raw ST_AsMVT bound")
         first = rawdb.run(url, stmts, 16, 60)  # untimed: every page the list touches is now in memory
+        if first["errors"]:
+            log(f"OneMap's own tile statements fail on this database ({first['errors']} of {first['tiles']}): "
+                f"{first['first_error']}. Was the city built by an older layer catalog? Rebuild it: "
+                "BENCH_REBUILD=1 bench/run.sh")
+            return 2
         # the single-flight probe: the slowest tile of the polygon layer within the size budget
         # (one render = one statement), so concurrent requests surely overlap
         heavy = [(d, i) for i, (d, nbytes) in first["per_tile_s"].items()

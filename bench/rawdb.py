@@ -80,6 +80,7 @@ def run(database_url: str, stmts: list, concurrency: int, seconds: float, schema
     sizes: list[int] = []
     per_tile: dict[int, tuple[float, int]] = {}
     errors = [0]
+    first_error: list[str] = []
     deadline = time.perf_counter() + seconds
 
     def worker(conn):
@@ -97,9 +98,11 @@ def run(database_url: str, stmts: list, concurrency: int, seconds: float, schema
                 try:
                     row = conn.execute(sql, params).fetchone()
                     nbytes = sum(len(row[j]) for j in range(0, len(row), 2) if row[j + 1])
-                except psycopg.Error:
+                except psycopg.Error as err:
                     with lock:
                         errors[0] += 1
+                        if not first_error:
+                            first_error.append(str(err).strip().splitlines()[0])
             dt = time.perf_counter() - t0
             lat.append(dt)
             size.append(nbytes)
@@ -128,6 +131,7 @@ def run(database_url: str, stmts: list, concurrency: int, seconds: float, schema
         "p99_ms": pct(latencies, 99) * 1000,
         "bytes_per_tile": statistics.fmean(sizes) if sizes else 0.0,
         "errors": errors[0],
+        "first_error": first_error[0] if first_error else None,
         "empty": sum(1 for s in sizes if s == 0),
         "per_tile_s": per_tile,
     }

@@ -24,7 +24,7 @@ ONEMAP_TEST_POSTGRES_URL="$DB_URL" scripts/ensure-postgres
 
 # the city, once: `onemap demo` itself skips a store that already holds one
 if [ "${BENCH_REBUILD:-0}" = 1 ]; then force=--force; else force=; fi
-.venv/bin/onemap demo --scale "$SCALE" --database-url "$DB_URL" $force
+.venv/bin/python -m gis.cli demo --scale "$SCALE" --database-url "$DB_URL" $force
 
 python=$(scripts/find-python)
 mkdir -p bench/.venvs bench/results
