@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from gis.aggregates import collections as aggregate_collections
 from gis.app import health, problems
 from gis.catalog import Catalog
 from gis.edit.routes import EditService
@@ -25,6 +26,7 @@ from gis.features import registry
 from gis.ogc.checks import Context
 from gis.ogc.config import build_config
 from gis.ogc.routes import OgcFeatures
+from gis.processes.api import ProcessService
 from gis.settings import Settings
 from gis.stats.api import StatsService
 from gis.stats.indicators import Indicators
@@ -43,7 +45,10 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store.initialise()
     store_key = registry.register(store)
 
-    config = build_config(settings, catalog, store.all_meta(), store_key)
+    indicators = Indicators.load(settings.server.indicator_registry, catalog)
+    # the indicators' hexagon and grid aggregates are collections too (for QGIS)
+    aggregates = aggregate_collections.for_app(settings, store, indicators, store_key)
+    config = build_config(settings, catalog, store.all_meta(), store_key, aggregates)
     api = API(config, get_oas(config, fail_on_invalid_collection=False))
     published = frozenset(layer.id for layer in catalog.published)
 
@@ -54,14 +59,16 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         extra_routes += tile_service.routes
         extra_conformance += list(getattr(tile_service, "conformance", []))
 
-    indicators = Indicators.load(settings.server.indicator_registry, catalog)
     stats = StatsService(store, indicators, settings.server.suppression_k)
+    processes = ProcessService(store, indicators, settings.server.suppression_k, settings.server.public_url)
+    extra_routes += processes.routes
+    extra_conformance += processes.conformance
     wall = WallService(settings, catalog, tile_service)
     # Part 4 edits; after each, the tiles under the old and new places are dropped before it returns
-    edits = EditService(store, Context(catalog, published), tile_service)
+    edits = EditService(store, Context(catalog, published, frozenset(aggregates)), tile_service)
 
     features = OgcFeatures(
-        api, Context(catalog, published), extra_conformance,
+        api, Context(catalog, published, frozenset(aggregates)), extra_conformance,
         conformance_for=edits.conformance,
         item_etag=edits.item_etag,
     )

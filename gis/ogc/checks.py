@@ -30,8 +30,14 @@ ITEM_ID = re.compile(r"^[0-9]{1,18}$")
 class Context:
     catalog: Catalog
     published: frozenset[str]
+    aggregates: frozenset[str] = frozenset()  # gis.aggregates: hexagons and grids, not layers
 
     def layer(self, collection_id: str) -> Layer:
+        if collection_id in self.aggregates:
+            raise Problem(
+                400, f"{collection_id} is an aggregate collection: it takes bbox, limit and offset only; "
+                "filter with the process aggregate (/processes/aggregate)",
+            )
         if collection_id not in self.published:
             raise Problem(404, f"no collection {collection_id[:80]!r}; see /collections for the list", "NotFound")
         return self.catalog[collection_id]
@@ -43,11 +49,15 @@ def is_geographic(crs_uri: str) -> bool:
 
 
 def collection(ctx: Context, request: Request, api_request: APIRequest) -> None:
+    if request.path_params["collection_id"] in ctx.aggregates:
+        return
     ctx.layer(request.path_params["collection_id"])
 
 
 def item_id(ctx: Context, request: Request, api_request: APIRequest) -> None:
     value = request.path_params["item_id"]
+    if request.path_params["collection_id"] in ctx.aggregates:
+        return  # H3 cell ids and area codes
     if not ITEM_ID.match(value):
         raise Problem(404, f"no item {value[:40]!r} in {request.path_params['collection_id']}: ids are integers")
 

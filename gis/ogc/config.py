@@ -29,7 +29,9 @@ def load_base(path: Path) -> dict:
     return base
 
 
-def build_config(settings: Settings, catalog: Catalog, meta: dict[str, LayerMeta], store_key: str) -> dict:
+def build_config(
+    settings: Settings, catalog: Catalog, meta: dict[str, LayerMeta], store_key: str, aggregates: dict | None = None
+) -> dict:
     config = copy.deepcopy(load_base(settings.server.pygeoapi_config))
     server = config.setdefault("server", {})
     server["url"] = settings.server.public_url
@@ -40,6 +42,7 @@ def build_config(settings: Settings, catalog: Catalog, meta: dict[str, LayerMeta
     config["resources"] = {
         layer.id: collection(layer, meta.get(layer.id), store_key) for layer in catalog.published
     }
+    config["resources"].update(aggregates or {})  # gis.aggregates.collections
     return config
 
 

@@ -107,7 +107,7 @@ def export_raster(out: Path, indicator: str, metres, h3_res, pixel, crs: str, da
             raise click.BadParameter(f"no indicator {indicator!r}; choose one of {known}", param_hint="--indicator")
         report = run(
             store, chosen, out, metres=metres, h3_res=h3_res, pixel=pixel, crs=crs,
-            k=settings.server.suppression_k, individual_access=individual_access(),
+            k=settings.server.suppression_k, individual_access=individual_access(chosen.layer),
         )
     except ExportError as err:
         raise click.ClickException(str(err)) from None
