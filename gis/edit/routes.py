@@ -83,10 +83,11 @@ class EditService:
         import asyncio
 
         await run_in_threadpool(triggers.install_all, self.store)
-        task = None
         if self.store.postgis:
             self.listener = ChangeListener(self.store, self._changed, self._caught_up)
             task = asyncio.get_running_loop().create_task(self.listener.run())
+        else:
+            task = asyncio.get_running_loop().create_task(self._poll())
         try:
             yield
         finally:
@@ -98,8 +99,32 @@ class EditService:
                     pass
 
     def _changed(self, layer_id: str, bbox) -> None:
+        self.writer.backfill_h3(layer_id)
         if self.tiles is not None:
             self.tiles.invalidate(layer_id, bbox)
+
+    async def _poll(self, seconds: float = 1.0) -> None:
+        """GeoPackage: no NOTIFY; a version that moved without this process is another writer's."""
+        import asyncio
+
+        seen: dict[str, int] = {}
+        while True:
+            try:
+                versions = await run_in_threadpool(self._versions)
+                moved = [layer for layer, version in versions.items() if seen.get(layer, version) != version]
+                for layer in moved:
+                    await run_in_threadpool(self.writer.backfill_h3, layer)
+                if moved and self.tiles is not None:
+                    await run_in_threadpool(self.tiles.refresh)  # invalidates layers whose version moved
+                seen = versions if not moved else await run_in_threadpool(self._versions)
+            except Exception:  # the store may be busy or away for a moment: the next round retries
+                LOG.warning("version poll failed", exc_info=True)
+            await asyncio.sleep(seconds)
+
+    def _versions(self) -> dict[str, int]:
+        meta = self.store.meta
+        with self.store.engine.connect() as conn:
+            return dict(conn.execute(select(meta.c.layer, meta.c.version)).all())
 
     def _caught_up(self) -> None:
         triggers.install_all(self.store)

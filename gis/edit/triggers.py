@@ -9,7 +9,9 @@ PostGIS: one statement-level trigger per operation (transition tables, so a COPY
 rows costs one update of `onemap_layers`, not a million), and a NOTIFY on `onemap_changes` with
 the changed bbox that the app's listener (gis.edit.listen) turns into tile invalidation.
 GeoPackage: row-level triggers (SQLite has no statement triggers) bump the version; SQLite has no
-NOTIFY, so other processes see the change through the tile service's poll of the versions.
+NOTIFY, so the app polls the versions (gis.edit.routes) and invalidates a changed layer whole.
+A writer to the GeoPackage needs SpatiaLite or GDAL loaded (ST_MinX...), as the GeoPackage's own
+R*Tree triggers already require.
 
 The extent only grows incrementally; it is recomputed from the table only when a deleted or
 moved geometry touched its edge (the only case where it may shrink).
@@ -84,6 +86,22 @@ $fn$
 """
 
 
+# Another system that moves a geometry seldom knows the H3 cell (gis.hexagons): it is set NULL so
+# the app refills it (FeatureWriter.backfill_h3). OneMap's own writer sets both and says so.
+_PG_H3_FUNCTION = """
+CREATE OR REPLACE FUNCTION "{schema}".onemap_h3_stale() RETURNS trigger
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF NEW.geom IS DISTINCT FROM OLD.geom AND NEW.h3 IS NOT DISTINCT FROM OLD.h3
+     AND coalesce(current_setting('onemap.writer', true), '') <> 'on' THEN
+    NEW.h3 := NULL;
+  END IF;
+  RETURN NEW;
+END
+$fn$
+"""
+
+
 def _pg_triggers(schema: str, table: str) -> list[str]:
     qualified = f'"{schema}"."{table}"'
     function = f'"{schema}".onemap_layer_changed()'
@@ -96,6 +114,8 @@ def _pg_triggers(schema: str, table: str) -> list[str]:
         f"REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}",
         f"CREATE OR REPLACE TRIGGER onemap_changed_truncate AFTER TRUNCATE ON {qualified} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {function}",
+        f"CREATE OR REPLACE TRIGGER onemap_changed_h3 BEFORE UPDATE OF geom ON {qualified} "
+        f'FOR EACH ROW EXECUTE FUNCTION "{schema}".onemap_h3_stale()',
     ]
     return statements
 
@@ -147,7 +167,7 @@ def installed(conn: Connection, postgis: bool, schema: str | None, table: str) -
             ),
             {"s": schema, "t": table},
         ).scalar()
-        return found == 4
+        return found == 5
     found = conn.execute(
         text("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t AND name LIKE :p"),
         {"t": table, "p": f"onemap_{table}_%"},
@@ -161,6 +181,7 @@ def install(conn: Connection, postgis: bool, schema: str | None, table: str) -> 
         return
     if postgis:
         conn.execute(text(_PG_FUNCTION.format(schema=schema, channel=CHANNEL)))
+        conn.execute(text(_PG_H3_FUNCTION.format(schema=schema)))
         for statement in _pg_triggers(schema, table):
             conn.execute(text(statement))
     else:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from sqlalchemy import ColumnElement, Connection, func, select, text
+from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text
 
 from gis import hexagons
 from gis.edit import triggers
@@ -241,6 +241,28 @@ class FeatureWriter:
             )
         return row
 
+    def backfill_h3(self, layer_id: str, batch: int = 10_000) -> int:
+        """Fill the H3 cell of rows written without one (by other systems); returns how many."""
+        table = self.store.tables[layer_id]
+        filled = 0
+        missing = select(table.c.id, self.store.backend.as_wkb(table.c.geom)).where(table.c.h3.is_(None)).limit(batch)
+        while True:
+            with self.store.engine.connect() as conn:
+                if conn.execute(missing).first() is None:  # the usual case: no write lock taken
+                    return filled
+            with self.store.engine.connect() as conn:
+                conn = conn.execution_options(onemap_write=True)
+                with conn.begin():
+                    rows = conn.execute(missing).all()
+                    if not rows:
+                        return filled
+                    cells = hexagons.cells(np.asarray(shapely.from_wkb([bytes(r[1]) for r in rows]), dtype=object))
+                    conn.execute(
+                        table.update().where(table.c.id == bindparam("_id")).values(h3=bindparam("_h3")),
+                        [{"_id": r[0], "_h3": c} for r, c in zip(rows, cells)],
+                    )
+            filled += len(rows)
+
     def _next_id(self, conn: Connection, layer_id: str) -> int:
         """Above every id the layer holds or ever issued: a deleted item's id is never reused, so
         a stale link or ETag can never reach a different feature. The row lock serialises creators."""
@@ -276,6 +298,8 @@ class FeatureWriter:
             with conn.begin():
                 # the triggers keep onemap_layers right; a table rebuilt since start-up gets them back
                 triggers.install(conn, self.store.postgis, self.store.schema, layer_id)
+                if self.store.postgis:
+                    conn.execute(text("SET LOCAL onemap.writer = 'on'"))  # the H3 cell comes with the geometry
                 yield conn
 
     def _done(self, result: EditResult) -> EditResult:
