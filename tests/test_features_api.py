@@ -66,7 +66,8 @@ def test_conformance_declares_every_class_qgis_needs_before_filtering(http):
     classes = set(get_json(http, "/conformance")["conformsTo"])
     assert QGIS_FILTER_CLASSES <= classes
     assert "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs" in classes
-    # nothing is editable yet: declaring Part 4 would make QGIS offer edits that fail
+    # Part 4 is declared exactly to callers who may edit some layer (tests/test_edits_api.py);
+    # the anonymous public may edit nothing, so QGIS must not offer it edits that would fail
     assert not any("ogcapi-features-4" in c for c in classes)
 
 
