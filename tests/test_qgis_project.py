@@ -1,0 +1,121 @@
+"""`onemap qgis-project`: the planners' QGIS project, opened by headless QGIS as a planner would.
+
+Every layer is valid, each OGC API - Features layer counts what the server's numberMatched says,
+the groups hold what the role may see (read from the roles file here, not through OneMap's code),
+and a rendering of the whole project is not blank. Runs on both backends.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+HERE = Path(__file__).resolve().parent
+SYSTEM_PYTHON = "/usr/bin/python3"
+ROLES = HERE.parent / "layers" / "roles" / "roles.yml"
+
+pytestmark = [
+    pytest.mark.clients,
+    pytest.mark.skipif(not Path(SYSTEM_PYTHON).exists(), reason="Debian's python3 with python3-qgis is missing"),
+]
+
+
+def number_matched(base: str, collection: str) -> int:
+    return httpx.get(f"{base}/collections/{collection}/items", params={"limit": 1, "f": "json"}, timeout=60).json()["numberMatched"]
+
+
+def right(role: str, layer: str) -> str:
+    body = yaml.safe_load(ROLES.read_text(encoding="utf-8"))["roles"][role]
+    rule = (body.get("layers") or {}).get(layer, body.get("default", "none"))
+    return rule["right"] if isinstance(rule, dict) else rule
+
+
+def write_project(base: str, out: Path, role: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "gis.cli", "qgis-project", str(out), "--role", role, "--url", base],
+        capture_output=True, text=True, timeout=600, cwd=HERE.parent,
+    )
+
+
+def open_project(path: Path, png: Path) -> dict:
+    done = subprocess.run(
+        [SYSTEM_PYTHON, str(HERE / "clients" / "qgis_project.py"), str(path), str(png)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def public_project(live_server, tmp_path_factory, backend):
+    out = tmp_path_factory.mktemp(f"qgis-{backend}") / "onemap.qgz"
+    done = write_project(live_server, out, "public")
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, open_project(out, out.with_suffix(".png"))
+
+
+def test_every_layer_is_valid_and_grouped(public_project, live_server):
+    path, report = public_project
+    assert report["read"] and path.stat().st_size > 0
+    assert report["layers"] and all(entry["valid"] for entry in report["layers"]), report["layers"]
+    groups = {entry["group"] for entry in report["layers"]}
+    assert "分析 Analysis (OGC API - Features)" in groups and "显示 Display (vector tiles)" in groups
+    tiles = [e for e in report["layers"] if e["group"].startswith("显示")]
+    assert [e["provider"] for e in tiles] == ["vectortile"]
+
+
+def test_analysis_layers_are_what_the_role_may_read_with_the_servers_counts(public_project, live_server):
+    _, report = public_project
+    published = [c["id"] for c in httpx.get(f"{live_server}/collections", params={"f": "json"}, timeout=60).json()["collections"]]
+    expected = sorted(c for c in published if right("public", c) in ("masked", "full"))
+    oapif = [e for e in report["layers"] if e["provider"] == "OAPIF"]
+    assert sorted(e["typename"] for e in oapif) == expected
+    assert "cameras" not in expected  # the roles file hides them from the public
+    for entry in oapif:
+        assert entry["feature_count"] == number_matched(live_server, entry["typename"]), entry
+
+
+def test_heatmaps_are_there_for_the_indicators_the_role_may_see(public_project, live_server):
+    _, report = public_project
+    body = yaml.safe_load(ROLES.read_text(encoding="utf-8"))["roles"]["public"]
+    withheld = {i for i, r in (body.get("indicators") or {}).items() if r == "none"}
+    heat = [e for e in report["layers"] if e["group"].startswith("热力图")]
+    offered = [
+        i for i in httpx.get(f"{live_server}/stats/indicators", timeout=60).json()["indicators"]
+        if httpx.get(f"{live_server}/collections/h3_{i['id']}/tiles/WebMercatorQuad/tilejson.json", timeout=60).status_code == 200
+    ]
+    expected = {i["name"] for i in offered if i["id"] not in withheld and right("public", i["layer"]) != "none"}
+    assert {e["name"].split(" ", 1)[1] for e in heat} == expected
+    assert all(e["provider"] == "vectortile" for e in heat)
+
+
+def test_styled_and_rendered_not_blank(public_project):
+    _, report = public_project
+    renderers = {e["typename"]: e["renderer"] for e in report["layers"] if e["provider"] == "OAPIF"}
+    assert renderers["key_places"] == "categorizedSymbol"  # colours by category, as on the wall
+    assert not report["render"]["errors"], report["render"]
+    assert report["render"]["differing"] > 0.3, report["render"]
+    assert report["crs"] == "EPSG:3857"
+
+
+def test_a_role_that_sees_cameras_gets_them(live_server, tmp_path, backend):
+    out = tmp_path / "wall.qgz"
+    done = write_project(live_server, out, "wall")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert right("wall", "cameras") == "masked"
+    assert "分析 Analysis (OGC API - Features) / 视频监控 Video cameras" in done.stdout
+
+
+def test_bad_arguments_say_what_to_do(live_server, tmp_path):
+    done = write_project(live_server, tmp_path / "x.qgz", "nosuchrole")
+    assert done.returncode != 0 and "no role 'nosuchrole'" in done.stderr and "Traceback" not in done.stderr
+    done = write_project("http://127.0.0.1:9", tmp_path / "x.qgz", "public")
+    assert done.returncode != 0 and "is OneMap serving there" in done.stderr and "Traceback" not in done.stderr
+    done = write_project(live_server, tmp_path / "x.txt", "public")
+    assert done.returncode != 0 and ".qgz" in done.stderr
