@@ -69,7 +69,10 @@ class Store:
     # -- schema ------------------------------------------------------------------------------
 
     def initialise(self) -> None:
-        """Create the store's base structures and any missing layer table (idempotent)."""
+        """Create the store's base structures and any missing layer table, then upgrade the
+        schema of what was already there (idempotent; gis.storage.migrations)."""
+        from gis.storage import migrations
+
         with self.engine.begin() as conn:
             self.backend.prepare(conn)
             self.meta.create(conn, checkfirst=True)
@@ -79,6 +82,7 @@ class Store:
                     self._create_layer(conn, layer)
                 else:
                     self._add_new_attributes(conn, layer)
+            migrations.upgrade(conn, self)
 
     def _add_new_attributes(self, conn, layer: Layer) -> None:
         # An attribute added to a layer file after the store was built becomes an empty column,

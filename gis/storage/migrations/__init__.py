@@ -1,1 +1,67 @@
-"""Schema migrations (Alembic) for the store's own tables and the derived layer tables' columns."""
+"""Schema migrations (Alembic): an existing store is upgraded in place, never rebuilt.
+
+Layer tables are derived from the layer files, so a new layer is simply created with the
+current columns (gis.storage.store) and a new attribute becomes a new column; what needs a
+migration is everything else: OneMap's own tables and the columns every layer table gains
+(e.g. `source_id`). Revisions live in `versions/`; each works on both backends and is
+idempotent, so a store created at head and then stamped is no different from an upgraded one.
+
+Migrations run automatically whenever a store is initialised (server start, `onemap load`,
+`onemap demo`), inside the same transaction as the rest of the initialisation, serialised
+between processes (an advisory lock on PostGIS, BEGIN IMMEDIATE on the GeoPackage);
+`onemap migrate` runs them on their own, and `onemap migrate --check` reports without writing.
+/readyz answers 503 until the schema is at head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, text
+
+HERE = Path(__file__).resolve().parent
+VERSION_TABLE = "onemap_schema_version"
+_LOCK_KEY = 0x0E3A_5C4E  # PostGIS advisory lock: one migrating process at a time
+
+
+def _config(store, conn: Connection | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(HERE))
+    config.attributes["store"] = store
+    config.attributes["connection"] = conn
+    return config
+
+
+def head() -> str:
+    return ScriptDirectory.from_config(_config(None)).get_current_head()
+
+
+def current(conn: Connection, store) -> str | None:
+    context = MigrationContext.configure(
+        conn, opts={"version_table": VERSION_TABLE, "version_table_schema": store.schema}
+    )
+    return context.get_current_revision()
+
+
+def upgrade(conn: Connection, store) -> tuple[str | None, str]:
+    """Bring the store to head on `conn` (inside its transaction); (revision before, head)."""
+    from alembic import command
+
+    if store.postgis:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
+    before = current(conn, store)
+    target = head()
+    if before != target:
+        command.upgrade(_config(store, conn), "head")
+    return before, target
+
+
+def status(store) -> dict:
+    """For /readyz and `onemap migrate --check`: where the schema is and where it should be."""
+    with store.engine.connect() as conn:
+        revision = current(conn, store)
+    target = head()
+    return {"revision": revision, "head": target, "current": revision == target}
