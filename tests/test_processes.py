@@ -107,7 +107,7 @@ def test_a_document_response_wraps_the_output(http):
         ({"indicator": "buildings", "layer": "buildings"}, 400, "either indicator"),
         ({"indicator": "nope"}, 404, "nope"),
         ({"layer": "nope"}, 404, "nope"),
-        ({"layer": "population", "filter": "person_id = '1'"}, 400, "person_id"),
+        ({"layer": "population", "filter": "national_id = '1'"}, 400, "national_id"),
         ({"layer": "buildings", "measure": "sum:address"}, 400, "address"),
         ({"indicator": "buildings", "by": "h3"}, 400, "res"),
         ({"indicator": "buildings", "by": "h3", "res": 13}, 400, "res"),
