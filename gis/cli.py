@@ -22,6 +22,8 @@ PLUGGED_COMMANDS = [
     ("gis.raster.cli", "export_raster"),
     ("gis.imports.cli", "load"),
     ("gis.storage.migrations.cli", "migrate"),
+    ("gis.security.cli", "keys"),
+    ("gis.security.cli", "audit"),
 ]
 
 

@@ -31,6 +31,11 @@ SEED = int(os.environ.get("ONEMAP_TEST_SEED", "7"))
 # one schema per test session, so two runs against one database never meet
 SCHEMA = f"onemap_test_{os.getpid()}"
 BACKENDS = ("geopackage", "postgis")
+# The protocol tests run under tests/roles/mechanics.yml (the shipped policy, but the anonymous
+# caller also sees cameras); CLI subprocesses inherit it. tests/test_security_*.py build their
+# own servers on the shipped layers/roles/roles.yml.
+MECHANICS_ROLES = Path(__file__).resolve().parent / "roles" / "mechanics.yml"
+os.environ.setdefault("ONEMAP_ROLES_FILE", str(MECHANICS_ROLES))
 
 
 def free_port() -> int:
@@ -58,6 +63,7 @@ def postgres_url() -> str:
 
 def settings_for(database_url: str, port: int = 5000, **server: object) -> Settings:
     database = DatabaseSettings(database_url=database_url, schema_name=SCHEMA)
+    server.setdefault("roles_file", Path(os.environ["ONEMAP_ROLES_FILE"]))
     return Settings(database, ServerSettings(port=port, tile_cache_dir=None, **server))
 
 

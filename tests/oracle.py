@@ -43,3 +43,13 @@ def read_layer(store: Store, layer_id: str) -> list[Row]:
 def public_props(store: Store, layer_id: str, row: Row) -> dict:
     allowed = {a.name for a in store.catalog[layer_id].public_attributes}
     return {k: v for k, v in row.props.items() if k in allowed}
+
+
+# layers/roles/roles.yml (and tests/roles/mechanics.yml): the anonymous caller sees these layers'
+# statistics only, never their features
+AGGREGATE_ONLY = frozenset({"population"})
+
+
+def readable_layers(store: Store) -> list:
+    """The layers whose features the anonymous caller of the protocol tests reads."""
+    return [layer for layer in store.catalog.published if layer.id not in AGGREGATE_ONLY]

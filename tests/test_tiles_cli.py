@@ -17,7 +17,7 @@ import pytest
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import Compression, TileType
 
-from tests.oracle import read_layer
+from tests.oracle import read_layer, readable_layers
 from tests.tiles_support import tile_of
 
 ZOOMS = (14, 15)
@@ -106,7 +106,7 @@ def test_export_mbtiles(store, repo_root, tmp_path, area, server_tiles):
     lon, lat, zoom = (float(v) for v in meta["center"].split(","))
     assert bounds[0] <= lon <= bounds[2] and bounds[1] <= lat <= bounds[3] and 14 <= zoom <= 15
     vector_layers = {layer["id"] for layer in json.loads(meta["json"])["vector_layers"]}
-    assert vector_layers == {layer.id for layer in store.catalog.published}
+    assert vector_layers == {layer.id for layer in readable_layers(store)}
     stored = {}
     for z, column, row, data in rows:
         assert data[:2] == b"\x1f\x8b", "MBTiles vector tiles are gzip-compressed"

@@ -27,7 +27,7 @@ import httpx
 import pytest
 import shapely
 
-from tests.oracle import read_layer
+from tests.oracle import read_layer, readable_layers
 from tests.tiles_support import (
     BUFFER,
     EXTENT,
@@ -134,7 +134,9 @@ def compare_layer(http, store, layer_id: str, z: int, x: int, y: int, in_tile: d
                 f"{layer_id} {fid} meets tile z{z}/{x}/{y} in /items but is missing from the tile "
                 f"(extent {maxx - minx:.1f} x {maxy - miny:.1f} units)"
             )
-    public = {a.name for a in layer.public_attributes}
+    # what the anonymous caller sees: never a secret; personal classes only masked, exactly as
+    # /items has them (compared below; tests/test_security_masking.py checks the masking itself)
+    public = {a.name for a in layer.attributes if a.sensitivity.value != "secret"}
     tile_proper = shapely.box(0, 0, EXTENT, EXTENT)
     for fid, feature in in_tile.items():
         expected = outer[fid]
@@ -169,7 +171,7 @@ def test_tiles_hold_exactly_the_features_of_the_features_api(http, store, tilese
         assert response.headers["content-type"] == TILE_MEDIA
         tile = decode(response.content)
         if dataset:
-            shown = {layer.id for layer in store.catalog.published if layer.zoom.min <= z <= layer.zoom.max}
+            shown = {layer.id for layer in readable_layers(store) if layer.zoom.min <= z <= layer.zoom.max}
             assert set(tile) <= shown, f"layers outside their zoom range in /tiles z{z}: {set(tile) - shown}"
             layers = sorted(shown)
         else:
@@ -184,8 +186,8 @@ def test_tiles_hold_exactly_the_features_of_the_features_api(http, store, tilese
 
 
 def test_population_is_never_in_tiles(http, store):
-    """The population register is not published: no collection tiles, no layer in /tiles."""
-    assert "population" not in {layer.id for layer in store.catalog.published}
+    """The population register is aggregate-only for the public: no collection tiles, no layer in /tiles."""
+    assert "population" not in {layer.id for layer in readable_layers(store)}
     row = rows(store, "population")[0]
     x, y = tile_of(row.geom.x, row.geom.y, 16)
     assert http.get(f"/collections/population/tiles/WebMercatorQuad/16/{y}/{x}").status_code == 404

@@ -31,6 +31,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from gis.app import problems
+from gis.security.principal import current as current_principal
+from gis.security.tiles import audit_tile, view_filter_key
 from gis.settings import REPO_ROOT, Settings
 from gis.storage.store import LayerMeta, Store
 from tiles import filters, heatmap_style, metadata, styles
@@ -170,7 +172,7 @@ class TileService:
         if set(params) - {"v", "f"}:
             return False  # filters and odd parameters take the full path
         tileset = collection or DATASET
-        entry = self.cache.get_memory((tileset, tms, int(z), int(x), int(y), ""))
+        entry = self.cache.get_memory((tileset, tms, int(z), int(x), int(y), current_principal().view_key))
         if entry is None:
             return False
         version = self.versions.get(tileset)
@@ -180,6 +182,7 @@ class TileService:
         return True
 
     async def _send_tile(self, scope, send, entry: Entry, current_version: bool) -> None:
+        audit_tile(self, scope, entry)  # reads of sensitive layers are on the record (gis.security)
         etag = entry.etag.encode()
         headers = [
             (b"etag", etag),
@@ -249,7 +252,8 @@ class TileService:
             if int(params["v"]) > self.versions.get(tileset_id, 0):
                 await run_in_threadpool(self.refresh)
         current = params.get("v") == str(self.versions.get(tileset_id))
-        key: Key = (tileset_id, tms, z, x, y, filter_key)
+        # each view (role, streets, grids: gis.security) has its own tiles; the public's is ""
+        key: Key = (tileset_id, tms, z, x, y, view_filter_key(current_principal(), filter_key))
         entry = self.cache.get_memory(key)
         if entry is not None:
             return entry, current

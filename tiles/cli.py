@@ -89,10 +89,11 @@ class _Job:
             self.store.close()
             raise click.ClickException("the store holds no layers yet: load data first (onemap demo)")
         self.service = TileService(self.store, settings, cache_dir=cache_dir, memory_bytes=8 * 2**20)
-        if tileset not in self.service.engine.tilesets:
-            known = ", ".join(sorted(self.service.engine.tilesets))
+        # the tilesets of the configured roles' public (gis.security): what the cache serves anonymously
+        known = [t for t in sorted(self.service.engine.tilesets) if _visible(self.service.engine, t)]
+        if tileset not in known:
             self.close()
-            raise click.BadParameter(f"unknown tileset {tileset!r}; use one of {known}", param_hint="--tileset")
+            raise click.BadParameter(f"unknown tileset {tileset!r}; use one of {', '.join(known)}", param_hint="--tileset")
         self.tileset = self.service.engine.tileset(tileset)
         self.grid = grid
         zoom = tileset_zoom(grid, self.tileset) or (grid.minzoom, grid.minzoom)
@@ -181,6 +182,14 @@ class _Progress:
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
+
+
+def _visible(engine, tileset_id: str) -> bool:
+    try:
+        engine.tileset(tileset_id)
+    except KeyError:
+        return False
+    return True
 
 
 def _first_line(err: Exception) -> str:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement
 
 from gis.catalog import Layer
+from gis.security.principal import current
+from gis.security.tiles import visible_tileset
 from gis.storage.store import Store
 from tiles import render_postgis, render_python
 from tiles.generalise import BUDGET_MAX_STEPS, TILE_BUDGET_BYTES, detail
@@ -106,10 +108,16 @@ class TileEngine:
             self.tilesets[heatmap.id] = Tileset(heatmap.id, (heatmap.layer,), (heatmap,))
 
     def tileset(self, tileset_id: str) -> Tileset:
+        """The tileset as the current caller may have it (gis.security): layers they may not read
+        are absent from it, and a tileset left with nothing is unknown to them."""
         try:
-            return self.tilesets[tileset_id]
+            tileset = self.tilesets[tileset_id]
         except KeyError:
             raise UnknownTileset(tileset_id) from None
+        visible = visible_tileset(tileset, current())
+        if visible is None:
+            raise UnknownTileset(tileset_id)
+        return visible
 
     def tilesets_with(self, layer_id: str) -> list[str]:
         return [t.id for t in self.tilesets.values() if layer_id in t.sources]

@@ -8,6 +8,7 @@ version (`?v=`), so a client that reloads metadata after an edit never mixes old
 from __future__ import annotations
 
 from gis.catalog import AttrType, GeometryType, Layer
+from gis.security.tiles import visible_attributes
 from gis.storage.store import LayerMeta
 from tiles.engine import Tileset
 from tiles.generalise import POLICY
@@ -128,7 +129,7 @@ def tileset_metadata(
                     "required": ["id"],
                     "properties": {
                         "id": {"type": "integer", "description": "feature id (also the MVT feature id)"},
-                        **{a.name: a.json_schema() for a in layer.public_attributes},
+                        **{a.name: a.json_schema() for a in visible_attributes(layer)},
                     },
                 },
             }
@@ -191,7 +192,7 @@ def tilejson(base: str, tileset: Tileset, version: int, meta: dict[str, LayerMet
                 "description": layer.title,
                 "minzoom": layer.zoom.min,
                 "maxzoom": layer.zoom.max,
-                "fields": {a.name: _TILEJSON_TYPE.get(a.type, "String") for a in layer.public_attributes},
+                "fields": {a.name: _TILEJSON_TYPE.get(a.type, "String") for a in visible_attributes(layer)},
             }
             for layer in tileset.layers
         ],

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Table
+from sqlalchemy import ColumnElement, Table, and_
 
-from gis.catalog import AttrType, Layer
+from gis.catalog import AttrType, Layer, Sensitivity
+from gis.security.masking import masked
+from gis.security.principal import current
 from tiles.generalise import BUDGET_MIN_FEATURES, Detail, budget_modulus
 from tiles.matrix import BUFFER, EXTENT, Grid
 
@@ -23,6 +25,18 @@ class LayerPlan:
     table: Table
     detail: Detail
     where: ColumnElement | None = None
+    # who the tile is for (gis.security), fixed when the plan is made: the attributes they see
+    # (masked ones flagged) and, for a caller limited to streets or grids, the rows
+    view: tuple = ()
+
+    def __post_init__(self) -> None:
+        if self.view:
+            return
+        principal = current()
+        object.__setattr__(self, "view", principal.attributes(self.layer) or ((None, False),))
+        area = principal.area_clause(self.layer, self.table)
+        if area is not None:
+            object.__setattr__(self, "where", area if self.where is None else and_(self.where, area))
 
     @property
     def name(self) -> str:
@@ -30,7 +44,16 @@ class LayerPlan:
 
     @property
     def attributes(self) -> list[tuple[str, AttrType]]:
-        return [(a.name, a.type) for a in self.layer.public_attributes]
+        return [(a.name, a.type) for a, _ in self.view if a is not None]
+
+    @property
+    def masked(self) -> tuple[tuple[str, Sensitivity], ...]:
+        """Attributes that go out through their class's masking rule (gis.security.masking)."""
+        return tuple((a.name, a.sensitivity) for a, is_masked in self.view if a is not None and is_masked)
+
+    def column(self, name: str) -> ColumnElement:
+        rule = dict(self.masked).get(name)
+        return self.table.c[name] if rule is None else masked(self.table.c[name], rule).label(name)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection
 from sqlalchemy.sql.util import ClauseAdapter
 
 from gis.catalog import AttrType
+from gis.security.masking import masked_sql_postgres
 from tiles.matrix import BUFFER, EXTENT
 from tiles.plan import LayerPlan, Rendered, TilePlan
 
@@ -25,7 +26,9 @@ _DATE = "to_char(t.\"{n}\", 'YYYY-MM-DD')"
 _DATETIME = "to_char(t.\"{n}\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 
-def _column(name: str, kind: AttrType) -> str:
+def _column(name: str, kind: AttrType, masks: dict) -> str:
+    if name in masks:  # the same masking rule as /items (gis.security.masking), compiled for PostgreSQL
+        return f'{masked_sql_postgres(f"t.\"{name}\"", masks[name])} AS "{name}"'
     if kind is AttrType.date:
         return f'{_DATE.format(n=name)} AS "{name}"'
     if kind is AttrType.datetime:
@@ -44,6 +47,7 @@ def _layer_sql(
     modulus: bool,
     where_sql: str,
     i: int,
+    masks: tuple = (),
 ) -> str:
     gcol = 't.geom_3857' if srid == 3857 else 't.geom'
     env = f"ST_MakeEnvelope(%(_x0)s, %(_y0)s, %(_x1)s, %(_y1)s, {srid})"
@@ -51,7 +55,7 @@ def _layer_sql(
     geom = gcol
     if simplify:
         geom = f"ST_SnapToGrid({gcol}, %(_x0)s, %(_y1)s, %(_tol{i})s, %(_tol{i})s)"
-    cols = ", ".join(["t.id", *(_column(n, k) for n, k in columns)])
+    cols = ", ".join(["t.id", *(_column(n, k, dict(masks)) for n, k in columns)])
     conditions = [f"{gcol} && {benv}"]
     if where_sql:
         conditions.append(f"({where_sql})")
@@ -107,6 +111,7 @@ def render(conn: Connection, schema: str, plan: TilePlan, moduli: dict[str, int]
                 modulus > 1,
                 where_sql,
                 i,
+                lp.masked,
             )
         )
         params[f"_tol{i}"] = lp.detail.grid_units * plan.unit

@@ -58,7 +58,8 @@ def _features(conn: Connection, backend: Backend, plan: TilePlan, lp: LayerPlan,
     table = lp.table
     names = [n for n, _ in lp.attributes]
     kinds = [k for _, k in lp.attributes]
-    query = select(table.c.id, *(table.c[n] for n in names), backend.as_wkb(table.c.geom).label("wkb"))
+    # masked attributes leave the database masked (gis.security.masking), as in /items
+    query = select(table.c.id, *(lp.column(n) for n in names), backend.as_wkb(table.c.geom).label("wkb"))
     query = query.where(backend.bbox_clause(table, plan.grid.lonlat_bounds(plan.z, plan.x, plan.y, BUFFER + 1)))
     if lp.where is not None:
         query = query.where(lp.where)

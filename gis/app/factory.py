@@ -26,6 +26,8 @@ from gis.features import registry
 from gis.ogc.checks import Context
 from gis.ogc.config import build_config
 from gis.ogc.routes import OgcFeatures
+from gis.security.collections import RoleApis
+from gis.security.service import Security
 from gis.processes.api import ProcessService
 from gis.settings import Settings
 from gis.stats.api import StatsService
@@ -44,6 +46,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     store = store or Store.open(settings, catalog)
     store.initialise()
     store_key = registry.register(store)
+    security = Security(settings, store)  # roles, tokens, audit tables: before anything is served
 
     indicators = Indicators.load(settings.server.indicator_registry, catalog)
     # the indicators' hexagon and grid aggregates are collections too (for QGIS)
@@ -67,8 +70,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Part 4 edits; after each, the tiles under the old and new places are dropped before it returns
     edits = EditService(store, Context(catalog, published, frozenset(aggregates)), tile_service)
 
+    # one pygeoapi API per role, so a layer a role may not read is absent from all it is served
     features = OgcFeatures(
-        api, Context(catalog, published, frozenset(aggregates)), extra_conformance,
+        api, Context(catalog, published, frozenset(aggregates)), extra_conformance, api_for=RoleApis(config, indicators),
         conformance_for=edits.conformance,
         item_etag=edits.item_etag,
     )
@@ -97,10 +101,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.store = store
     app.state.tiles = tile_service
     app.state.edits = edits
+    app.state.security = security
     if tile_service is not None:
         # cached tiles are answered before routing: the warm path costs no framework work
-        return _Wrapped(tile_service.wrap(app), app)
-    return app
+        # (behind authentication: which tiles a request may have depends on who asks)
+        return _Wrapped(security.wrap(tile_service.wrap(app)), app)
+    return _Wrapped(security.wrap(app), app)
 
 
 class _Wrapped:

@@ -18,6 +18,7 @@ from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from sqlalchemy import Boolean, ColumnElement, Table, and_, func, literal, not_, or_, true
 
 from gis.catalog import AttrType, Layer
+from gis.security.principal import current
 
 MAX_DEPTH = 32
 MAX_NODES = 1000
@@ -49,8 +50,12 @@ def parse_filter(text: str, lang: str | None = None) -> ast.Node:
 def queryables(layer: Layer, trusted: bool = False) -> dict[str, AttrType]:
     """What a filter may name: the public attributes, or every attribute for filters the city
     itself wrote (indicator definitions), never for a client's."""
-    attributes = layer.attributes if trusted else layer.public_attributes
-    return {"id": AttrType.integer, **{a.name: a.type for a in attributes}}
+    if trusted:
+        return {"id": AttrType.integer, **{a.name: a.type for a in layer.attributes}}
+    # a client's filter may name what the caller sees unmasked, nothing else: a filter on a
+    # masked or hidden attribute would read it back one comparison at a time (gis.security)
+    plain = [a for a, masked in current().attributes(layer) if not masked]
+    return {"id": AttrType.integer, **{a.name: a.type for a in plain}}
 
 
 def validate(node: ast.Node, layer: Layer, trusted: bool = False) -> None:

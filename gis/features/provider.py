@@ -26,6 +26,9 @@ from gis import crs
 from gis.features import cursor, registry
 from gis.features.cql import FilterError
 from gis.features.query import FeatureQuery, LayerQueries, QueryError
+from gis.security import audit
+from gis.security.principal import current
+from gis.security.roles import is_sensitive
 
 LOG = logging.getLogger("onemap.features")
 COUNT_BUDGET_MS = 2_000
@@ -76,8 +79,10 @@ class OneMapProvider(BaseProvider):
         self.store = registry.lookup(provider_def["data"])
         self.layer = self.store.catalog[provider_def["layer"]]
         self.queries = LayerQueries(self.store, self.layer)
+        # what the caller may see (gis.security): masked attributes are shown, never queryable
+        self.view = current().attributes(self.layer)
         self._fields = {"id": {"type": "integer"}}
-        for attribute in self.layer.public_attributes:
+        for attribute in (a for a, masked in self.view if not masked):
             schema = attribute.json_schema()
             self._fields[attribute.name] = {k: schema[k] for k in ("type", "format") if k in schema}
             if attribute.enum:
@@ -88,7 +93,7 @@ class OneMapProvider(BaseProvider):
 
     def get_schema(self, schema_type: SchemaType = SchemaType.item):
         properties = {"id": {"type": "integer", "x-ogc-role": "id"}}
-        properties.update({a.name: a.json_schema() for a in self.layer.public_attributes})
+        properties.update({a.name: _schema(a, masked) for a, masked in self.view})
         properties["geometry"] = {"format": f"geometry-{self.layer.geometry.value.lower()}", "x-ogc-role": "primary-geometry"}
         return "application/schema+json", {
             "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -135,6 +140,7 @@ class OneMapProvider(BaseProvider):
                 return {"type": "FeatureCollection", "features": [], "numberMatched": matched, "numberReturned": 0}
             page = self.queries.read_page(query)
         features = self._features(page.rows, target)
+        self._audit("features.items", query, len(features))
         collection = {"type": "FeatureCollection", "features": features, "numberReturned": len(features)}
         if matched is not None:
             collection["numberMatched"] = matched
@@ -149,14 +155,22 @@ class OneMapProvider(BaseProvider):
             page = self.queries.read_page(query)
         if not page.rows:
             raise ProviderItemNotFoundError(user_msg=f"no item {text} in {self.layer.id}")
+        self._audit("features.item", query, 1)
         return self._features(page.rows, _target(crs_transform_spec))[0]
+
+    def _audit(self, action: str, query: FeatureQuery, count: int) -> None:
+        # reads of personal or security data are on the record, whoever reads them (gis.security.audit)
+        if is_sensitive(self.layer):
+            what = {k: v for k, v in (("filter", query.filter), ("equals", query.equals), ("ids", query.ids), ("datetime", query.datetime)) if v}
+            audit.record(self.store, action, self.layer.id, bbox=query.bbox, filter=repr(what) if what else None, features=count)
 
     def _number_matched(self, query: FeatureQuery) -> int | None:
         meta = self.store.layer_meta(self.layer.id)
-        if query.unfiltered:
+        if query.unfiltered and self.queries.area is None:
             return meta.feature_count  # kept exact by every write, in the same transaction
         cache = _count_cache(self.store)
-        key = (self.layer.id, meta.version, query.signature())
+        # a caller limited to streets or grids counts other rows: their view is part of the key
+        key = (self.layer.id, meta.version, query.signature(), current().view_key)
         hit = cache.get(key)
         if hit is not None:
             return hit
@@ -181,6 +195,14 @@ class OneMapProvider(BaseProvider):
         for (identifier, props, _), geometry in zip(rows, geometries):
             features.append({"type": "Feature", "id": identifier, "geometry": geometry, "properties": props})
         return features
+
+
+def _schema(attribute, masked: bool) -> dict:
+    schema = attribute.json_schema()
+    if masked:
+        schema.pop("enum", None)
+        schema["description"] += f" (masked: {attribute.sensitivity.value} rule, see docs/security.md)"
+    return schema
 
 
 def _target(spec) -> str:

@@ -17,6 +17,8 @@ from sqlalchemy import Boolean, ColumnElement, Select, and_, func, literal, sele
 
 from gis.catalog import AttrType, Layer
 from gis.features import cql
+from gis.security.masking import masked
+from gis.security.principal import current
 from gis.storage.store import Store
 
 
@@ -62,12 +64,16 @@ class LayerQueries:
         self.store = store
         self.layer = layer
         self.table = store.tables[layer.id]
-        self.public = {a.name: a for a in layer.public_attributes}
+        # who asks decides which attributes exist, which are masked, and which rows (gis.security)
+        principal = current()
+        self.visible = {a.name: (a, masked) for a, masked in principal.attributes(layer)}
+        self.public = {name: a for name, (a, masked) in self.visible.items() if not masked}
+        self.area = principal.area_clause(layer, self.table)
 
     # -- where ---------------------------------------------------------------------------------
 
     def where(self, query: FeatureQuery) -> ColumnElement:
-        clauses: list[ColumnElement] = []
+        clauses: list[ColumnElement] = [] if self.area is None else [self.area]
         table = self.table
         if query.ids is not None:
             clauses.append(table.c.id.in_(list(query.ids)))
@@ -127,18 +133,25 @@ class LayerQueries:
     # -- select ----------------------------------------------------------------------------------
 
     def columns(self, query: FeatureQuery) -> list[str]:
-        names = list(self.public)
+        names = list(self.visible)
         if query.properties:
-            unknown = [p for p in query.properties if p not in self.public]
+            unknown = [p for p in query.properties if p not in self.visible]
             if unknown:
-                raise QueryError(f"properties: {', '.join(unknown)} not in {self.layer.id}'s public properties")
+                raise QueryError(f"properties: {', '.join(unknown)} not in {self.layer.id}'s properties")
             names = [n for n in names if n in query.properties]
         return names
+
+    def column(self, name: str) -> ColumnElement:
+        """An attribute as the caller may read it: masked in SQL when its class asks."""
+        attribute, is_masked = self.visible[name]
+        if is_masked:
+            return masked(self.table.c[name], attribute.sensitivity).label(name)
+        return self.table.c[name]
 
     def page_statement(self, query: FeatureQuery) -> Select:
         table = self.table
         names = self.columns(query)
-        selected = [table.c.id, *(table.c[n] for n in names)]
+        selected = [table.c.id, *(self.column(n) for n in names)]
         if not query.skip_geometry:
             selected.append(self.store.backend.as_wkb(table.c.geom).label("wkb"))
         statement = select(*selected).where(self.where(query))

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from gis.app.problems import Problem
 from gis.catalog import Catalog, Layer
 from gis.crs import CRS84, STORAGE_CRS_URI, SUPPORTED_CRS, bbox_to_storage, within_area_of_use
+from gis.security.principal import current
 
 MAX_OFFSET = 10**12
 ITEM_ID = re.compile(r"^[0-9]{1,18}$")
@@ -38,7 +39,8 @@ class Context:
                 400, f"{collection_id} is an aggregate collection: it takes bbox, limit and offset only; "
                 "filter with the process aggregate (/processes/aggregate)",
             )
-        if collection_id not in self.published:
+        # a layer the caller may not read is as absent as an unknown one (gis.security)
+        if collection_id not in self.published or not current().may_read_features(collection_id):
             raise Problem(404, f"no collection {collection_id[:80]!r}; see /collections for the list", "NotFound")
         return self.catalog[collection_id]
 
@@ -154,10 +156,23 @@ def datetime_(ctx: Context, request: Request, api_request: APIRequest) -> None:
             raise Problem(400, f"datetime {part[:60]!r} is not an RFC 3339 date or date-time") from None
 
 
+def _no_hidden_properties(ctx: Context, request: Request) -> None:
+    """`?name=value` on an attribute the caller sees masked or not at all would test its stored
+    value: refused, as a filter naming it is (gis.security)."""
+    from gis.features.cql import queryables
+
+    layer = ctx.layer(request.path_params["collection_id"])
+    names = {a.name for a in layer.attributes} - set(queryables(layer))
+    hidden = sorted(names & set(request.query_params))
+    if hidden:
+        raise Problem(400, f"{', '.join(hidden)}: not queryable in {layer.id}; see /collections/{layer.id}/queryables")
+
+
 def filter_(ctx: Context, request: Request, api_request: APIRequest) -> None:
     from gis.features.cql import FilterError, parse_filter, validate
 
     params = request.query_params
+    _no_hidden_properties(ctx, request)
     lang = params.get("filter-lang")
     text = params.get("filter")
     if lang is not None and lang not in ("cql2-text", "cql2-json"):

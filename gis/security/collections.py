@@ -19,8 +19,9 @@ from gis.security.principal import Principal, current
 
 
 class RoleApis:
-    def __init__(self, config: dict):
+    def __init__(self, config: dict, indicators=None):
         self.config = config
+        self.indicators = indicators  # aggregate collections name an indicator, not a layer
         self._apis: dict[str, API] = {}
         self._lock = threading.Lock()
 
@@ -43,6 +44,15 @@ class RoleApis:
         config["resources"] = {
             name: copy.deepcopy(resource)
             for name, resource in self.config.get("resources", {}).items()
-            if principal.may_read_features(name)
+            if self.allows(principal, name, resource)
         }
         return config
+
+    def allows(self, principal: Principal, name: str, resource: dict) -> bool:
+        providers = resource.get("providers") or [{}]
+        indicator_id = providers[0].get("indicator")
+        if indicator_id is None:
+            return principal.may_read_features(name)
+        # an aggregate collection (gis.aggregates): the indicator's layer's aggregates suffice
+        indicator = self.indicators.get(indicator_id) if self.indicators is not None else None
+        return indicator is not None and principal.may_use_indicator(indicator.id, indicator.layer)

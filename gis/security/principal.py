@@ -3,7 +3,7 @@
 The auth middleware (gis.security.middleware) sets it for each request; code below a route
 reads it with `current()`. pygeoapi runs in executor threads, which do not inherit context:
 gis.ogc.routes copies it into the call. Without any principal set (CLI tools, library use), a
-request is the anonymous public, from the shipped roles file: the safe default.
+request is the anonymous public of the configured roles file: the safe default.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, Table, or_
 
 from gis.catalog import Attribute, Layer
-from gis.security.roles import Policy, Right, Role, attribute_view, default_roles_file, is_sensitive
+from gis.security.roles import Policy, Right, Role, attribute_view, is_sensitive
 
 
 @dataclass(frozen=True)
@@ -161,9 +161,10 @@ def for_role(policy: Policy, role: str, subject: str | None = None, streets=None
 
 @lru_cache(maxsize=1)
 def _shipped_policy() -> Policy:
-    from gis.settings import REPO_ROOT
+    """The configured roles file (ONEMAP_ROLES_FILE, else layers/roles/roles.yml), read on first use."""
+    from gis.settings import ServerSettings
 
-    return Policy.load(default_roles_file(REPO_ROOT / "layers"))
+    return Policy.load(ServerSettings().roles_path)
 
 
 @lru_cache(maxsize=1)

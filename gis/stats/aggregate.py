@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, and_, func, literal, select, true
 
 from gis import hexagons
 from gis.features import cql
+from gis.security.principal import current
 from gis.stats.indicators import Indicator
 from gis.storage.store import Store
 
@@ -81,6 +82,9 @@ def aggregate(
     table = store.tables[layer.id]
     value = func.count() if indicator.summed is None else func.coalesce(func.sum(table.c[indicator.summed]), 0)
     where: list[ColumnElement] = [true()]
+    area_clause = current().area_clause(layer, table)  # a caller limited to streets/grids counts there only
+    if area_clause is not None:
+        where.append(area_clause)
     if indicator.filter:
         where.append(cql.to_sqlalchemy(cql.parse_filter(indicator.filter), layer, table, trusted=True))
     protect = indicator.suppress and not individual_access

@@ -19,6 +19,9 @@ from starlette.routing import BaseRoute, Route
 
 from gis.app.problems import Problem
 from gis.features.cql import FilterError
+from gis.security import audit
+from gis.security.principal import current
+from gis.security.roles import is_sensitive
 from gis.stats.aggregate import AREAS, Answer, StatsError, aggregate
 from gis.stats.indicators import Indicators
 from gis.storage.store import Store
@@ -39,8 +42,13 @@ class StatsService:
             Route("/stats", self.stats, methods=["GET", "HEAD", "POST"]),
         ]
 
+    def _allowed(self, indicator) -> bool:
+        return current().may_use_indicator(indicator.id, indicator.layer)
+
     async def list_indicators(self, request: Request) -> Response:
-        return JSONResponse({"indicators": [i.describe() for i in self.indicators], "k": self.k})
+        # an indicator the caller may not see is absent, as layers are (gis.security)
+        shown = [i.describe() for i in self.indicators if self._allowed(i)]
+        return JSONResponse({"indicators": shown, "k": self.k})
 
     async def stats(self, request: Request) -> Response:
         params = dict(request.query_params)
@@ -54,7 +62,7 @@ class StatsService:
         if not indicator_id:
             raise Problem(400, "indicator is required; see /stats/indicators for the list")
         indicator = self.indicators.get(indicator_id)
-        if indicator is None:
+        if indicator is None or not self._allowed(indicator):
             raise Problem(404, f"no indicator {indicator_id[:60]!r}; see /stats/indicators for the list", "NotFound")
         area = params.get("by", "city")
         if area not in AREAS:
@@ -63,10 +71,18 @@ class StatsService:
         fmt = params.get("f", "json")
         if fmt not in ("json", "csv"):
             raise Problem(400, f"f must be json or csv, got {fmt[:20]!r}")
+        principal = current()
+        # suppression protects people from whoever may not see them one by one
+        individual = principal.individual_access(indicator.layer)
         try:
-            answer = await run_in_threadpool(aggregate, self.store, indicator, area, res, polygon, self.k)
+            answer = await run_in_threadpool(aggregate, self.store, indicator, area, res, polygon, self.k, individual)
         except (StatsError, FilterError) as err:
             raise Problem(400, str(err)) from None
+        if is_sensitive(self.store.catalog[indicator.layer]):
+            audit.record(
+                self.store, "stats", indicator.layer, filter={"indicator": indicator.id, "by": area, "res": res},
+                bbox=None if polygon is None else list(polygon.bounds), features=_total(answer), principal=principal,
+            )
         return _csv(answer) if fmt == "csv" else JSONResponse(answer.as_json())
 
 
@@ -101,6 +117,11 @@ def _polygon(value) -> shapely.Geometry:
     if not shape.is_valid:
         raise Problem(400, f"polygon is not valid: {shapely.is_valid_reason(shape)}")
     return shape
+
+
+def _total(answer: Answer) -> int | None:
+    total = answer.total
+    return None if total is None else int(total)
 
 
 def _resolution(raw: str | None) -> int | None:
