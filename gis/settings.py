@@ -65,6 +65,11 @@ class ServerSettings(BaseSettings):
     count_cache_seconds: float = Field(
         default=300.0, ge=0, description="how long an exact numberMatched is reused for one filter"
     )
+    edit_require_if_match: bool = Field(
+        default=True,
+        description="PUT/PATCH/DELETE need If-Match (428 without); false lets clients that send none "
+        "(QGIS) edit, last writer wins for them, while a stale If-Match is still refused",
+    )
     # -- access (gis.security) --
     roles_file: Path | None = Field(default=None, description="the roles; default layers_dir/roles/roles.yml")
     oidc_issuer: str | None = Field(default=None, description="issuer (iss) of accepted JWTs")

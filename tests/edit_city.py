@@ -56,8 +56,8 @@ def _drop(schema: str) -> None:
     engine.dispose()
 
 
-def build(backend: str, tmp_path, name: str):
-    """(EditCity, cleanup) for one test module on one backend."""
+def build(backend: str, tmp_path, name: str, **server: object):
+    """(EditCity, cleanup) for one test module on one backend; `server`: ServerSettings overrides."""
     schema = f"{SCHEMA}_{name}"
     if backend == "postgis":
         url = POSTGRES_URL
@@ -67,7 +67,9 @@ def build(backend: str, tmp_path, name: str):
     port = free_port()
     settings = Settings(
         DatabaseSettings(database_url=url, schema_name=schema),
-        ServerSettings(port=port, tile_cache_dir=None, layers_dir=_layers(tmp_path), base_url=f"http://127.0.0.1:{port}"),
+        ServerSettings(
+            port=port, tile_cache_dir=None, layers_dir=_layers(tmp_path), base_url=f"http://127.0.0.1:{port}", **server
+        ),
     )
     store = Store.open(settings)
     store.initialise()

@@ -47,10 +47,12 @@ PATCH_TYPES = ("application/merge-patch+json", *FEATURE_TYPES)
 class EditService:
     """Edits for one app: routes, the per-caller conformance, item ETags and the change listener."""
 
-    def __init__(self, store: Store, context: Context, tiles=None, require_if_match: bool = True):
+    def __init__(self, store: Store, context: Context, tiles=None, require_if_match: bool | None = None):
         self.store = store
         self.context = context
         self.tiles = tiles
+        if require_if_match is None:
+            require_if_match = getattr(store.settings.server, "edit_require_if_match", True)
         self.require_if_match = require_if_match
         self.writer = FeatureWriter(store, invalidate=tiles.invalidate if tiles is not None else None)
         self.listener: ChangeListener | None = None
