@@ -1,4 +1,5 @@
-"""Liveness and readiness: /healthz says the process answers, /readyz that the store does."""
+"""Liveness and readiness: /healthz says the process answers, /readyz that the store does
+(reachable, every layer table there, schema at the newest migration)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gis.storage import migrations
 from gis.storage.store import Store
 
 
@@ -19,8 +21,11 @@ def _check(store: Store) -> dict:
     with store.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
         tables = set(inspect(conn).get_table_names(schema=store.schema))
+        revision = migrations.current(conn, store)
     missing = [layer.id for layer in store.catalog if layer.id not in tables]
-    return {"database": "reachable", "missing_layers": missing}
+    head = migrations.head()
+    schema = "current" if revision == head else f"behind: revision {revision or 'none'}, newest {head}; run onemap migrate"
+    return {"database": "reachable", "missing_layers": missing, "schema": schema}
 
 
 async def readyz(request: Request) -> JSONResponse:
@@ -33,7 +38,7 @@ async def readyz(request: Request) -> JSONResponse:
             status_code=503,
             headers={"Retry-After": "5"},
         )
-    if report["missing_layers"]:
+    if report["missing_layers"] or report["schema"] != "current":
         return JSONResponse({"status": "unavailable", **report}, status_code=503, headers={"Retry-After": "30"})
     return JSONResponse({"status": "ok", **report})
 

@@ -15,6 +15,7 @@ between processes (an advisory lock on PostGIS, BEGIN IMMEDIATE on the GeoPackag
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from alembic.config import Config
@@ -35,6 +36,7 @@ def _config(store, conn: Connection | None = None) -> Config:
     return config
 
 
+@lru_cache(maxsize=1)
 def head() -> str:
     return ScriptDirectory.from_config(_config(None)).get_current_head()
 
