@@ -37,7 +37,7 @@
     person: "人", building: "栋", m2: "平方米", camera: "个", place: "处", component: "个",
   };
 
-  const state = { lang: view.lang, indicators: [], kpiValues: {}, sources: {}, map: null, style: null };
+  const state = { lang: view.lang, indicators: [], allIndicators: new Map(), kpiValues: {}, sources: {}, map: null, style: null };
   const wall = (window.onemapWall = { config, state, ready: false, refreshes: 0 });
 
   // -- requests: same-origin ones carry the wall token --------------------------------------------
@@ -72,7 +72,10 @@
 
   function layerOf(styleLayer) {
     const meta = styleLayer.metadata || {};
-    return meta["onemap:layer"] || styleLayer["source-layer"] || styleLayer.id;
+    const sourceLayer = styleLayer["source-layer"] || styleLayer.id;
+    // a layer's hexagons below its own zoom (tiles/heatmap.py) belong to it: shown and hidden with it
+    const indicator = sourceLayer.startsWith("h3_") ? state.allIndicators.get(sourceLayer.slice(3)) : null;
+    return meta["onemap:layer"] || (indicator ? indicator.layer : sourceLayer);
   }
 
   function labelLayers(shown) {
@@ -133,7 +136,8 @@
         style.sources[key] = source;
       }
     }
-    const firstLine = style.layers.findIndex((l) => l.type === "line" || l.type === "circle" || l.type === "symbol");
+    // on the ground, under everything else: extrusions and points stay readable above the hexagons
+    const firstLine = style.layers.findIndex((l) => l.type !== "background");
     const layers = heat.layers.filter((l) => l.type !== "background").map((l) => Object.assign({}, l, {
       id: `heat:${l.id}`, source: renamed[l.source],
       metadata: Object.assign({}, l.metadata, { "onemap:heatmap": id }),
@@ -155,6 +159,7 @@
   async function loadIndicators() {
     const listing = await getJSON("/stats/indicators");
     const available = new Map(listing.indicators.map((i) => [i.id, i]));
+    state.allIndicators = available;
     const wanted = view.kpis || listing.indicators.map((i) => i.id);
     state.indicators = wanted.filter((id) => available.has(id)).map((id) => available.get(id));
   }
@@ -201,9 +206,10 @@
     for (const layer of state.style.layers) {
       const meta = layer.metadata || {};
       if (layer.type === "background" || layer.type === "symbol" || (layer.layout || {}).visibility === "none") continue;
+      if (!meta["onemap:heatmap"] && (layer["source-layer"] || "").startsWith("h3_")) continue; // hexagons under a layer: its own entry says it
       const title = state.lang === "zh" ? (meta["onemap:title_zh"] || meta["onemap:title"]) : meta["onemap:title"];
       const colour = colourOf(layer);
-      if (meta["onemap:heatmap"]) {
+      if (meta["onemap:heatmap"] || (Array.isArray(colour) && colour[0] !== "match")) {
         const stops = rampStops(colour);
         list.appendChild(legendItem(`${t.heatmap}: ${title || meta["onemap:heatmap"]}`, "ramp", stops));
         continue;
@@ -221,8 +227,17 @@
   }
 
   function rampStops(expression) {
+    // the colours of the first ramp found, however deeply nested (step by zoom of interpolations)
     if (!Array.isArray(expression)) return [typeof expression === "string" ? expression : "#888"];
-    return expression.filter((x) => typeof x === "string" && /^(#|rgb|hsl)/.test(x));
+    const colours = expression.filter((x) => typeof x === "string" && /^(#|rgb|hsl)/.test(x));
+    if (colours.length > 1) return colours;
+    for (const part of expression) {
+      if (Array.isArray(part)) {
+        const inner = rampStops(part);
+        if (inner.length > 1) return inner;
+      }
+    }
+    return colours.length ? colours : ["#888"];
   }
 
   function legendItem(label, kind, colour, sub) {
@@ -307,7 +322,8 @@
       applyLanguage();
       syncUrl();
     });
-    const [{ style, tilejson }] = await Promise.all([buildStyle(), loadIndicators()]);
+    await loadIndicators();
+    const { style, tilejson } = await buildStyle();
     state.style = style;
     const options = {
       container: "map", style, attributionControl: false, maxPitch: 85,
