@@ -161,6 +161,8 @@ def _no_hidden_properties(ctx: Context, request: Request) -> None:
     value: refused, as a filter naming it is (gis.security)."""
     from gis.features.cql import queryables
 
+    if request.path_params["collection_id"] in ctx.aggregates:
+        return  # their properties are figures, not attributes (gis.aggregates)
     layer = ctx.layer(request.path_params["collection_id"])
     names = {a.name for a in layer.attributes} - set(queryables(layer))
     hidden = sorted(names & set(request.query_params))
