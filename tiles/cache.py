@@ -200,6 +200,10 @@ class TileCache:
         self._seq = self.disk.last_seq() if self.disk else 0
         self.generation = 0  # bumped by every drop: a render that saw an older one is not cached
         self._covered: dict[str, int] = {}  # per layer: the data version the cache is known to match
+        # for /metrics (gis.app.metrics): a hit is a tile served from memory or disk, a miss one
+        # that had to be rendered; plain ints, a lost increment under a race costs nothing
+        self.hits = 0
+        self.misses = 0
 
     def _reach(self, layer: str):
         if self.reach is None:
@@ -207,14 +211,22 @@ class TileCache:
         return lambda tileset, grid, z, bbox: self.reach(layer, tileset, grid, z, bbox)
 
     def get_memory(self, key: Key) -> Entry | None:
-        return self.memory.get(key)
+        entry = self.memory.get(key)
+        if entry is not None:
+            self.hits += 1
+        return entry
 
     def get(self, key: Key) -> Entry | None:
+        """Memory, then disk; a None here means the tile is rendered next (a miss)."""
         entry = self.memory.get(key)
         if entry is None and self.disk is not None:
             entry = self.disk.get(key)
             if entry is not None:
                 self.memory.put(key, entry)
+        if entry is None:
+            self.misses += 1
+        else:
+            self.hits += 1
         return entry
 
     def token(self) -> tuple[int, int]:
