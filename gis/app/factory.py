@@ -20,6 +20,7 @@ from starlette.staticfiles import StaticFiles
 
 from gis.aggregates import collections as aggregate_collections
 from gis.app import health, problems
+from gis.app.metrics import Metrics
 from gis.catalog import Catalog
 from gis.edit.routes import EditService
 from gis.features import registry
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     extra_routes: list[BaseRoute] = []
     extra_conformance: list[str] = []
     tile_service = _tile_service(store, settings)
+    metrics = Metrics(store, tile_service)
     if tile_service is not None:
         extra_routes += tile_service.routes
         extra_conformance += list(getattr(tile_service, "conformance", []))
@@ -78,6 +80,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     )
     routes = [
         *health.ROUTES,
+        *metrics.routes,
         *stats.routes,
         *wall.routes,
         *edits.routes,
@@ -105,8 +108,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     if tile_service is not None:
         # cached tiles are answered before routing: the warm path costs no framework work
         # (behind authentication: which tiles a request may have depends on who asks)
-        return _Wrapped(security.wrap(tile_service.wrap(app)), app)
-    return _Wrapped(security.wrap(app), app)
+        return _Wrapped(metrics.wrap(security.wrap(tile_service.wrap(app)), app), app)
+    return _Wrapped(metrics.wrap(security.wrap(app), app), app)
 
 
 class _Wrapped:
