@@ -3,7 +3,8 @@ demo store other modules compare against: a small demo city in its own GeoPackag
 schema, served over real HTTP, with API keys for a staff member and an administrator.
 
 Its layer files are the shipped ones plus two polygon layers made editable for the validation
-tests: buildings (invalid geometry refused) and streets (invalid geometry repaired).
+tests: buildings (invalid geometry refused) and streets (invalid geometry repaired); staff may
+also edit key places.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ def _layers(tmp_path):
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
         document["editing"] = {"repair": repair, "grants": [{"roles": ["admin"], "operations": ["create", "replace", "update", "delete"]}]}
         path.write_text(yaml.safe_dump(document, allow_unicode=True), encoding="utf-8")
+    # staff may also edit key places here, to show they cannot write the phone they see masked
+    roles_file = target / "roles" / "roles.yml"
+    roles = yaml.safe_load(roles_file.read_text(encoding="utf-8"))
+    roles["roles"]["staff"]["edit"] = sorted({*roles["roles"]["staff"].get("edit", []), "key_places"})
+    roles_file.write_text(yaml.safe_dump(roles, allow_unicode=True), encoding="utf-8")
     return target
 
 
@@ -65,10 +71,12 @@ def build(backend: str, tmp_path, name: str, **server: object):
     else:
         url = f"gpkg:///{tmp_path / 'edits.gpkg'}"
     port = free_port()
+    layers = _layers(tmp_path)
+    server.setdefault("roles_file", layers / "roles" / "roles.yml")  # the shipped roles, not the suite's
     settings = Settings(
         DatabaseSettings(database_url=url, schema_name=schema),
         ServerSettings(
-            port=port, tile_cache_dir=None, layers_dir=_layers(tmp_path), base_url=f"http://127.0.0.1:{port}", **server
+            port=port, tile_cache_dir=None, layers_dir=layers, base_url=f"http://127.0.0.1:{port}", **server
         ),
     )
     store = Store.open(settings)
