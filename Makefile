@@ -9,6 +9,7 @@ HOST        ?= 127.0.0.1
 PORT        ?= 5000
 DEMO_SCALE  ?= 0.05
 PYTEST_ARGS ?=
+DISRUPTIVE  ?= 1
 # test-only direct dependencies: the lock adds them (and what they pull in) to the runtime pins
 TEST_DEPS   := pytest pytest-timeout httpx OWSLib playwright
 
@@ -47,6 +48,9 @@ test:
 	scripts/ensure-postgres
 	scripts/ensure-node
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	# last and alone: restarts the PostgreSQL cluster under load (tests/test_resilience.py), so no
+	# other test is mid-run; DISRUPTIVE=0 skips it
+	ONEMAP_TEST_DISRUPTIVE=$(DISRUPTIVE) $(VENV)/bin/python -m pytest -m disruptive tests/test_resilience.py
 
 # pip-compile-free: resolve in a throwaway venv, freeze it. The project itself is never pinned.
 lock:

@@ -75,9 +75,37 @@ async def on_http_exception(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    unavailable = store_unavailable(exc)
+    if unavailable is not None:
+        # the database restarting or a statement over its timeout: the client may retry
+        LOG.warning("store unavailable on %s %s: %s", request.method, request.url.path, str(exc).splitlines()[0][:200])
+        return response(*unavailable, headers={"Retry-After": RETRY_AFTER})
     # The trace goes to the log for the operator, never to the client.
     LOG.exception("unhandled error on %s %s", request.method, request.url.path)
     return response(500, "internal error; the request was logged for the operators", "NoApplicableCode")
+
+
+RETRY_AFTER = "5"
+
+
+def store_unavailable(exc: BaseException) -> tuple[int, str] | None:
+    """(status, detail) when `exc` means the store cannot answer now, rather than a bug.
+
+    A connection refused, dropped or not to be had from the pool is a 503; a statement stopped
+    by its timeout (PostgreSQL's statement_timeout, the GeoPackage's progress handler) a 504.
+    """
+    from sqlalchemy.exc import InterfaceError, OperationalError, TimeoutError as PoolTimeout
+
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).lower()
+    timed_out = "statement timeout" in text or "canceling statement" in text or text.strip() == "interrupted"
+    if timed_out:
+        return 504, "the query took longer than the store allows; narrow it (bbox, filter, limit) or retry later"
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)) or type(original).__name__ in (
+        "OperationalError", "InterfaceError"
+    ):
+        return 503, "the city store is unavailable right now (restarting or overloaded); retry shortly"
+    return None
 
 
 HANDLERS = {Problem: on_problem, HTTPException: on_http_exception, Exception: on_unexpected}

@@ -153,7 +153,9 @@ def _to_response(headers: dict, status: int, content) -> Response:
     content_type = headers.get("Content-Type", "application/json")
     if status >= 400 and "html" not in content_type:
         detail, code = _pygeoapi_error(content)
-        return problems.response(status, detail, code)
+        # a 503 is the store restarting or too slow (gis.features.provider.StoreBusy): say when to retry
+        retry = {"Retry-After": problems.RETRY_AFTER} if status == 503 else None
+        return problems.response(status, detail, code, headers=retry)
     if isinstance(content, dict):
         content = json.dumps(content)
     if "html" in content_type:
