@@ -166,6 +166,8 @@ class TileEngine:
         """Render within the budget: retry with the deterministic id thinning until the tile fits."""
         if not plan.layers and not plan.heat:
             return Rendered(b"", {})
+        if not plan.layers and self.heat_tiles.from_city_cells(plan.heat):
+            return self.heat_tiles.render(None, plan, list(plan.heat))  # no connection taken per tile
         with self.store.engine.connect() as conn:
             if job is not None:
                 job.attach(conn.connection.driver_connection)

@@ -68,10 +68,11 @@ class CityCells:
     suppressed_groups: int
     suppressed_value: float | None
 
-    def near(self, bbox: tuple[float, float, float, float], res: int) -> Rows:
+    def near_index(self, bbox: tuple[float, float, float, float], res: int) -> np.ndarray:
+        """The cells whose hexagon may meet the box: centres within a (generous) edge of it."""
         minx, miny, maxx, maxy = grow(bbox, res, CENTRE_MARGIN_EDGES)
         mask = (self.lon >= minx) & (self.lon <= maxx) & (self.lat >= miny) & (self.lat <= maxy)
-        return self.rows.take(mask)
+        return np.flatnonzero(mask)
 
 
 def grow(bbox: tuple[float, float, float, float], res: int, edges: float) -> tuple[float, float, float, float]:

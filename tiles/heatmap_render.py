@@ -7,11 +7,10 @@ by tile. Both backends share this path after the SQL: the database groups, Pytho
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
 
 import h3
-import mapbox_vector_tile
 import numpy as np
 import shapely
 from pyproj import Transformer
@@ -19,12 +18,13 @@ from sqlalchemy import ColumnElement
 
 from gis.storage.store import Store
 from tiles.heatmap import Heatmap
+from tiles import heatmap_mvt as mvt
 from tiles.heatmap_cells import CellCache, Rows, tile_rows
+from tiles.heatmap_mvt import ring_commands
 from tiles.matrix import BUFFER, EXTENT
 from tiles.plan import Rendered, TilePlan
 
 _TO_MERCATOR = Transformer.from_crs(4490, 3857, always_xy=True)
-_ENCODE_OPTIONS = {"extents": EXTENT, "y_coord_down": True, "check_winding_order": True}
 
 
 @dataclass(frozen=True)
@@ -42,63 +42,84 @@ class HeatPlan:
         return self.heatmap.id
 
 
-@lru_cache(maxsize=200_000)
-def _ring(cell: int) -> np.ndarray:
-    """The cell's boundary, lon/lat, closed."""
-    latlng = h3.cell_to_boundary(h3.int_to_str(cell))
-    ring = np.array([(lng, lat) for lat, lng in latlng], dtype=np.float64)
-    return np.vstack([ring, ring[:1]])
+@dataclass(frozen=True)
+class Drawable:
+    """Cells ready to draw in one kind of grid CRS: their hexagons and encoded properties."""
+
+    cell: np.ndarray  # int64 H3 ids
+    rings: list[np.ndarray]  # closed rings in the grid CRS (x/y), one per cell
+    hexes: np.ndarray | None  # the same as one (n, 7, 2) array when every cell is a hexagon
+    values: list[bytes]  # per cell: its property values, encoded as the layer's `values` fields
+
+    def take(self, index: np.ndarray) -> "Drawable":
+        hexes = None if self.hexes is None else self.hexes[index]
+        return Drawable(self.cell[index], [self.rings[i] for i in index], hexes, [self.values[i] for i in index])
 
 
-@lru_cache(maxsize=200_000)
-def _area_km2(cell: int) -> float:
-    return h3.cell_area(h3.int_to_str(cell), "km^2")
+def keys(summed: bool) -> list[str]:
+    return ["cell", "count", "sum", "density"] if summed else ["cell", "count", "density"]
 
 
-def _hexagons(cells: np.ndarray, plan: TilePlan) -> list:
-    """Each cell's hexagon in tile units (y down, integer), clipped to the buffered tile; None
-    where it does not meet the tile."""
-    if not len(cells):
+def drawable(rows: Rows, geographic: bool) -> Drawable:
+    """Hexagons (EPSG:3857, or lon/lat for the geographic sets) and properties of these cells."""
+    cells = rows.cell.tolist()
+    rings = []
+    for cell in cells:
+        boundary = h3.cell_to_boundary(h3.int_to_str(cell))
+        ring = np.array([(lng, lat) for lat, lng in boundary] + [boundary[0][::-1]], dtype=np.float64)
+        rings.append(ring)
+    if rings and not geographic:
+        sizes = np.cumsum([len(r) for r in rings])[:-1]
+        flat = np.vstack(rings)
+        x, y = _TO_MERCATOR.transform(flat[:, 0], flat[:, 1])
+        rings = np.split(np.column_stack([x, y]), sizes)
+    hexes = np.stack(rings) if rings and all(len(r) == 7 for r in rings) else None
+    summed = rows.total is not None
+    values = []
+    for i, cell in enumerate(cells):
+        value = float(rows.total[i]) if summed else float(rows.count[i])
+        props = [h3.int_to_str(cell), int(rows.count[i])]
+        if summed:
+            props.append(_round(value))
+        props.append(_round(value / h3.cell_area(h3.int_to_str(cell), "km^2")))
+        values.append(b"".join(mvt.value_field(v) for v in props))
+    return Drawable(rows.cell, rings, hexes, values)
+
+
+def _geometries(drawn: Drawable, plan: TilePlan) -> list[bytes]:
+    """Each hexagon as encoded MVT geometry in tile units (y down, integer), clipped to the
+    buffered tile; b"" where it does not meet the tile."""
+    n = len(drawn.cell)
+    if not n:
         return []
-    rings = [_ring(int(c)) for c in cells]
-    sizes = [len(r) for r in rings]
-    coords = np.vstack(rings)
-    if not plan.grid.geographic:
-        x, y = _TO_MERCATOR.transform(coords[:, 0], coords[:, 1])
-        coords = np.column_stack([x, y])
     minx, _, maxx, maxy = plan.bounds()
     scale = EXTENT / (maxx - minx)
-    units = np.rint(np.column_stack([(coords[:, 0] - minx) * scale, (maxy - coords[:, 1]) * scale]))
-    if len(set(sizes)) == 1:
-        polygons = shapely.polygons(units.reshape(len(rings), sizes[0], 2))
-    else:  # pentagons among hexagons
-        polygons = np.array([shapely.Polygon(p) for p in np.split(units, np.cumsum(sizes)[:-1])], dtype=object)
     lo, hi = -BUFFER, EXTENT + BUFFER
-    clipped = shapely.clip_by_rect(polygons, lo, lo, hi, hi)
-    clipped = shapely.transform(clipped, np.rint)  # cut points onto the integer grid
-    out = []
-    for geom in clipped:
-        if geom is None or geom.is_empty or geom.geom_type != "Polygon" or geom.area < 1.0:
-            out.append(None)
-        else:
-            out.append(geom)
-    return out
-
-
-def _features(heatmap: Heatmap, rows: Rows, geoms: list) -> list[dict]:
-    features = []
-    summed = rows.total is not None
-    for i, geom in enumerate(geoms):
-        if geom is None:
+    out: list[bytes] = [b""] * n
+    rest: list[int] = list(range(n))
+    if drawn.hexes is not None:  # sort the hexagons out all at once
+        rings = np.rint((drawn.hexes - (minx, maxy)) * (scale, -scale))
+        low, high = rings.min(axis=1), rings.max(axis=1)
+        outside = (high < lo).any(axis=1) | (low > hi).any(axis=1)
+        inside = (low >= lo).all(axis=1) & (high <= hi).all(axis=1)
+        distinct = (np.diff(rings[:, :6], axis=1) != 0).any(axis=2).all(axis=1) & (rings[:, 5] != rings[:, 0]).any(axis=1)
+        simple = np.flatnonzero(inside & distinct)  # the common case: whole, six distinct vertices
+        for i, geometry in zip(simple.tolist(), mvt.hexagon_geometries(rings[simple, :6])):
+            out[i] = geometry
+        rest = np.flatnonzero(~outside & ~(inside & distinct)).tolist()
+    for i in rest:
+        ring = np.rint((drawn.rings[i] - (minx, maxy)) * (scale, -scale))
+        low, high = ring.min(axis=0), ring.max(axis=0)
+        if (high < lo).any() or (low > hi).any():
             continue
-        cell = int(rows.cell[i])
-        props = {"cell": h3.int_to_str(cell), "count": int(rows.count[i])}
-        value = float(rows.total[i]) if summed else float(rows.count[i])
-        if summed:
-            props["sum"] = _round(value)
-        props["density"] = _round(value / _area_km2(cell))
-        features.append({"geometry": geom, "properties": props, "id": cell})
-    return features
+        if not ((low >= lo).all() and (high <= hi).all()):
+            # crosses the buffered edge: cut there, cut points back onto the integer grid
+            cut = shapely.clip_by_rect(shapely.Polygon(ring), lo, lo, hi, hi)
+            if cut.is_empty or cut.geom_type != "Polygon":
+                continue
+            ring = np.rint(np.asarray(cut.exterior.coords))
+        out[i] = mvt.encode_commands(ring_commands(ring))
+    return out
 
 
 def _round(value: float) -> float:
@@ -114,30 +135,55 @@ class HeatTiles:
         # unfiltered tiles read the city-wide cells (built once per version); False counts every
         # tile in SQL, the reference path the tests and the benchmark compare against
         self.in_memory = in_memory
+        self._drawables: dict[tuple, Drawable] = {}  # city-wide cells ready to draw, per grid kind
+        self._lock = threading.Lock()
 
-    def rows(self, conn, plan: TilePlan, hp: HeatPlan) -> Rows:
+    def from_city_cells(self, heat) -> bool:
+        """Whether these layers read only the city-wide cells (no SQL per tile)."""
+        return self.in_memory and all(hp.where is None for hp in heat)
+
+    def _city_drawable(self, city, key: tuple, geographic: bool) -> Drawable:
+        found = self._drawables.get((key, geographic))
+        if found is None:
+            found = drawable(city.rows, geographic)
+            with self._lock:
+                for stale in [k for k in self._drawables if k[0][:2] == key[:2] and k[0] != key]:
+                    self._drawables.pop(stale, None)
+                self._drawables[(key, geographic)] = found
+        return found
+
+    def warm(self, heatmap: Heatmap, res: int, version: int, geographic: bool = False) -> None:
+        """Build what unfiltered tiles of this resolution read, ahead of the first request."""
+        city = self.cells.city(heatmap, res, version)
+        self._city_drawable(city, (heatmap.id, res, version, False), geographic)
+
+    def cells_for(self, conn, plan: TilePlan, hp: HeatPlan) -> Drawable:
         bbox = plan.grid.lonlat_bounds(plan.z, plan.x, plan.y, BUFFER)
         protected = hp.heatmap.protected and not hp.individual_access
+        geographic = plan.grid.geographic
         city = None
         if protected or (self.in_memory and hp.where is None):
             city = self.cells.city(hp.heatmap, hp.res, hp.version, hp.individual_access, conn)
         if self.in_memory and hp.where is None:
-            return city.near(bbox, hp.res)
+            key = (hp.heatmap.id, hp.res, hp.version, hp.individual_access)
+            return self._city_drawable(city, key, geographic).take(city.near_index(bbox, hp.res))
         rows = tile_rows(conn, self.store, hp.heatmap, hp.res, bbox, hp.where)
         if protected:
             if hp.where is not None:
                 raise ValueError("a filtered heatmap of people would allow differencing")
             rows = rows.take(np.isin(rows.cell, city.rows.cell))
-        return rows
+        return drawable(rows, geographic)
 
     def render(self, conn, plan: TilePlan, heat: list[HeatPlan]) -> Rendered:
         layers, counts = [], {}
         for hp in heat:
-            rows = self.rows(conn, plan, hp)
-            features = _features(hp.heatmap, rows, _hexagons(rows.cell, plan))
-            counts[hp.name] = len(features)
-            if features:
-                layers.append({"name": hp.name, "features": features})
-        if not layers:
-            return Rendered(b"", counts)
-        return Rendered(mapbox_vector_tile.encode(layers, default_options=_ENCODE_OPTIONS), counts)
+            drawn = self.cells_for(conn, plan, hp)
+            geometries = _geometries(drawn, plan)
+            kept = [i for i, g in enumerate(geometries) if g]
+            counts[hp.name] = len(kept)
+            if kept:
+                names = keys(hp.heatmap.indicator.summed is not None)
+                features = [(int(drawn.cell[i]), drawn.values[i], geometries[i]) for i in kept]
+                layers.append(mvt.layer(hp.name, names, features, EXTENT))
+        # MVT layers are independent messages: a tile is their concatenation
+        return Rendered(b"".join(layers), counts)

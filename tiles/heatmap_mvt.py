@@ -1,0 +1,166 @@
+"""A small MVT (Mapbox Vector Tile 2.1) writer for hexagon layers: polygons with integer vertices.
+
+mapbox_vector_tile spends most of a heatmap tile's time building shapely objects and checking
+winding per feature; hexagons need neither, so this writes the protobuf directly. Rings arrive
+in tile units (y down, integers); an exterior ring is written clockwise on screen (positive
+area by the shoelace formula in y-down units), as the specification requires.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+
+_MOVE_TO, _LINE_TO, _CLOSE = 1, 2, 7
+
+
+def _varint(value: int, out: bytearray) -> None:
+    value &= 0xFFFFFFFFFFFFFFFF  # negative int64 values as two's complement, as protobuf does
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+def _key(field: int, wire: int, out: bytearray) -> None:
+    _varint((field << 3) | wire, out)
+
+
+def _bytes(field: int, payload: bytes | bytearray, out: bytearray) -> None:
+    _key(field, 2, out)
+    _varint(len(payload), out)
+    out += payload
+
+
+def _zigzag(v: int) -> int:
+    return (v << 1) ^ (v >> 63)
+
+
+def ring_commands(ring: np.ndarray) -> list[int]:
+    """Geometry commands of one closed ring (first point not repeated at the end), or [] when it
+    collapses. Reversed when needed so that it winds clockwise on screen."""
+    pts = ring.astype(np.int64)
+    if len(pts) > 1 and (pts[0] == pts[-1]).all():
+        pts = pts[:-1]
+    keep = np.ones(len(pts), dtype=bool)
+    keep[1:] = (np.diff(pts, axis=0) != 0).any(axis=1)  # no zero-length segments
+    pts = pts[keep]
+    if len(pts) > 1 and (pts[0] == pts[-1]).all():
+        pts = pts[:-1]
+    if len(pts) < 3:
+        return []
+    x, y = pts[:, 0], pts[:, 1]
+    twice_area = int((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
+    if abs(twice_area) < 2:  # under one square unit: dropped, as Wagyu drops such rings
+        return []
+    if twice_area < 0:
+        pts = pts[::-1]
+    deltas = np.diff(pts, axis=0)
+    commands = [(_MOVE_TO & 7) | (1 << 3), _zigzag(int(pts[0, 0])), _zigzag(int(pts[0, 1]))]
+    commands.append((_LINE_TO & 7) | (len(deltas) << 3))
+    for dx, dy in deltas.tolist():
+        commands += (_zigzag(dx), _zigzag(dy))
+    commands.append((_CLOSE & 7) | (1 << 3))
+    return commands
+
+
+def encode_commands(commands: list[int]) -> bytes:
+    out = bytearray()
+    for c in commands:
+        _varint(c, out)
+    return bytes(out)
+
+
+def varints(values: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Non-negative integers as consecutive varints, and where each one ends in the bytes."""
+    rest = values.astype(np.uint64)
+    groups = np.zeros((len(rest), 10), dtype=np.uint8)
+    count = np.ones(len(rest), dtype=np.int64)
+    for i in range(10):
+        groups[:, i] = (rest & np.uint64(0x7F)).astype(np.uint8)
+        rest = rest >> np.uint64(7)
+        more = rest > 0
+        if not more.any():
+            break
+        groups[more, i] |= 0x80
+        count += more
+    data = groups[np.arange(10) < count[:, None]].tobytes()
+    return data, np.cumsum(count)
+
+
+def hexagon_geometries(rings: np.ndarray) -> list[bytes]:
+    """Encoded geometry of many rings of six distinct integer vertices each, (n, 6, 2), all
+    at once: b"" for a ring under one square unit."""
+    n = len(rings)
+    if not n:
+        return []
+    pts = rings.astype(np.int64)
+    x, y = pts[:, :, 0], pts[:, :, 1]
+    twice_area = (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1)
+    pts = np.where((twice_area < 0)[:, None, None], pts[:, ::-1, :], pts)  # clockwise on screen
+    deltas = np.diff(pts, axis=1).reshape(n, -1)
+    zig = lambda v: (v << 1) ^ (v >> 63)  # noqa: E731
+    commands = np.empty((n, 15), dtype=np.int64)
+    commands[:, 0] = (_MOVE_TO & 7) | (1 << 3)
+    commands[:, 1:3] = zig(pts[:, 0, :])
+    commands[:, 3] = (_LINE_TO & 7) | (5 << 3)
+    commands[:, 4:14] = zig(deltas)
+    commands[:, 14] = (_CLOSE & 7) | (1 << 3)
+    data, ends = varints(commands.reshape(-1))
+    ends = ends.reshape(n, 15)[:, -1]
+    starts = np.concatenate([[0], ends[:-1]])
+    return [data[s:e] if abs(a) >= 2 else b"" for s, e, a in zip(starts.tolist(), ends.tolist(), twice_area.tolist())]
+
+
+def value_field(value) -> bytes:
+    """One Value message, wrapped as a layer's `values` field (4)."""
+    inner = bytearray()
+    if isinstance(value, str):
+        _bytes(1, value.encode(), inner)
+    elif isinstance(value, bool):
+        _key(7, 0, inner)
+        _varint(int(value), inner)
+    elif isinstance(value, int):
+        _key(4, 0, inner)
+        _varint(value, inner)
+    else:
+        _key(3, 1, inner)
+        inner += struct.pack("<d", float(value))
+    out = bytearray()
+    _bytes(4, inner, out)
+    return bytes(out)
+
+
+def layer(name: str, keys: Sequence[str], features: Sequence[tuple[int, bytes, bytes]], extent: int) -> bytes:
+    """One MVT layer, wrapped as a Tile's layer field. Features are (id, encoded values, encoded
+    polygon geometry); each feature has its own value for every key, in the keys' order, so its
+    tags are (key k, value n * len(keys) + k) and no table lookup is needed."""
+    body = bytearray()
+    _key(15, 0, body)
+    _varint(2, body)
+    _bytes(1, name.encode(), body)
+    width = len(keys)
+    for n, (fid, _, geometry) in enumerate(features):
+        tags = bytearray()
+        for k in range(width):
+            _varint(k, tags)
+            _varint(n * width + k, tags)
+        feature = bytearray()
+        _key(1, 0, feature)
+        _varint(fid, feature)
+        _bytes(2, tags, feature)
+        _key(3, 0, feature)
+        _varint(3, feature)  # POLYGON
+        _bytes(4, geometry, feature)
+        _bytes(2, feature, body)
+    for k in keys:
+        _bytes(3, k.encode(), body)
+    for _, values, _ in features:
+        body += values
+    _key(5, 0, body)
+    _varint(extent, body)
+    out = bytearray()
+    _bytes(3, body, out)
+    return bytes(out)
