@@ -322,3 +322,25 @@ def test_every_edit_is_in_the_audit_log(city, staff):
     assert [e.action for e in entries] == ["edit.create", "edit.update", "edit.delete"]
     assert {e.subject for e in entries} == {"grid-member-1"} and {e.role for e in entries} == {"staff"}
     assert all(e.features == 1 and e.bbox for e in entries)
+
+
+def test_a_staff_member_limited_to_a_street_edits_only_there(city):
+    from gis.security import keys
+
+    rows = [r for r in read_layer(city.store, UC) if r.props["street"]]
+    mine = rows[0]
+    other = next(r for r in rows if r.props["street"] != mine.props["street"])
+    token, _ = keys.create(city.store, "grid-member-2", "staff", streets=[mine.props["street"]])
+    with city.client({"Authorization": f"Bearer {token}"}) as member:
+        before = checksum(city, UC)
+        # another street's component is not even visible to this member
+        assert item(member, UC, other.id).status_code == 404
+        elsewhere = patch(member, UC, other.id, {"properties": {"status": "damaged"}}, "*")
+        assert elsewhere.status_code in (403, 404), elsewhere.text
+        etag = item(member, UC, mine.id).headers["etag"]
+        away = patch(member, UC, mine.id, {"properties": {"street": other.props["street"]}}, etag)
+        assert away.status_code == 403, away.text  # moving it out of the member's street
+        assert checksum(city, UC) == before
+        ok = patch(member, UC, mine.id, {"properties": {"status": "under_repair"}}, etag)
+        assert ok.status_code == 204, ok.text
+    assert oracle_row(city, UC, mine.id).props["status"] == "under_repair"

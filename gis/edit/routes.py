@@ -90,15 +90,28 @@ class EditService:
             task = asyncio.get_running_loop().create_task(self.listener.run())
         else:
             task = asyncio.get_running_loop().create_task(self._poll())
+        keeper = asyncio.get_running_loop().create_task(self._keep_triggers())
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
+            for running in (task, keeper):
+                running.cancel()
                 try:
-                    await task
+                    await running
                 except (asyncio.CancelledError, Exception):
                     pass
+
+    async def _keep_triggers(self, seconds: float = 30.0) -> None:
+        """A layer table rebuilt while the app runs (`onemap demo --force`) comes back without
+        triggers; put them back, so other systems' writes to it are seen again."""
+        import asyncio
+
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await run_in_threadpool(triggers.install_all, self.store)
+            except Exception:
+                LOG.warning("checking the layer triggers failed; retrying in %.0f s", seconds, exc_info=True)
 
     def _changed(self, layer_id: str, bbox) -> None:
         self.writer.backfill_h3(layer_id)
@@ -147,12 +160,13 @@ class EditService:
         edit = await self._validated(request, layer, body, None, patch=False)
         access.require(layer, "create", edit.values, geometry=True, item=False)
         scope = access.area_scope(layer, self.store.tables[layer.id])
-        result = await self._write(self.writer.create, layer.id, edit.geometry, edit.values, scope=scope, on_write=_audit(self.store, edit))
+        result = await self._write(
+            self.writer.create, layer.id, edit.geometry, edit.values, scope=scope, on_write=_audit(self.store, edit)
+        )
         location = f"{_base(request)}/collections/{layer.id}/items/{result.id}"
         document = await run_in_threadpool(self._feature, layer, result.id)
-        return JSONResponse(
-            document, status_code=201, media_type="application/geo+json", headers={"Location": location, "ETag": result.etag}
-        )
+        headers = {"Location": location, "ETag": result.etag}
+        return JSONResponse(document, status_code=201, media_type="application/geo+json", headers=headers)
 
     async def change(self, request: Request) -> Response:
         layer = self.context.layer(request.path_params["collection_id"])
@@ -232,7 +246,8 @@ class EditService:
         _, values, geometry = row
         shown = access.writable_attributes(layer) & {a.name for a in layer.public_attributes}
         properties = {k: _json_value(v) for k, v in values.items() if k in shown}
-        return {"type": "Feature", "id": item_id, "geometry": json.loads(shapely.to_geojson(geometry)), "properties": properties}
+        shape = json.loads(shapely.to_geojson(geometry))
+        return {"type": "Feature", "id": item_id, "geometry": shape, "properties": properties}
 
 
 def _audit(store: Store, edit: validate.Edit | None):
@@ -251,7 +266,8 @@ def _audit(store: Store, edit: validate.Edit | None):
                 detail["repaired"] = edit.repaired
         boxes = [b for b in (result.old_bbox, result.new_bbox) if b is not None]
         bbox = (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
-        audit.record(store, f"edit.{result.operation}", f"{result.layer}/{result.id}", bbox=bbox, features=1, detail=detail, conn=conn)
+        target = f"{result.layer}/{result.id}"
+        audit.record(store, f"edit.{result.operation}", target, bbox=bbox, features=1, detail=detail, conn=conn)
 
     return record
 
