@@ -269,14 +269,20 @@ def main() -> int:
         try:
             probe = slowest or next(t for t in tiles if t.layer == layers[0] and t.z == 14)
             with servers.onemap(url, workers, cache_root / "checks", run.logs / "onemap.log") as srv:
-                run.checks["single_flight"] = checks.single_flight(
-                    srv.base, tilelist.onemap_path(probe), url, f"onemap.{layers[0]}")
-                log(f"single-flight: {run.checks['single_flight']}")
+                try:
+                    run.checks["single_flight"] = checks.single_flight(
+                        srv.base, tilelist.onemap_path(probe), url, f"onemap.{layers[0]}")
+                except Exception as err:  # a shared database may be restarted under us: say so, go on
+                    run.checks["single_flight_error"] = repr(err)
+                log(f"single-flight: {run.checks.get('single_flight') or run.checks.get('single_flight_error')}")
                 # a tile nobody asked for yet (this server's cache is empty but for the probe)
                 other = next(t for t in tiles if t.layer == layers[0] and t.z == 15 and t != probe)
-                run.checks["cancellation"] = checks.cancellation(
-                    srv.base, tilelist.onemap_path(other), url, f"onemap.{layers[0]}")
-                log(f"cancellation: {run.checks['cancellation']}")
+                try:
+                    run.checks["cancellation"] = checks.cancellation(
+                        srv.base, tilelist.onemap_path(other), url, f"onemap.{layers[0]}")
+                except Exception as err:
+                    run.checks["cancellation_error"] = repr(err)
+                log(f"cancellation: {run.checks.get('cancellation') or run.checks.get('cancellation_error')}")
             run.save()
         finally:
             shutil.rmtree(cache_root, ignore_errors=True)
@@ -360,6 +366,9 @@ def ratio_lines(run: Run) -> list[tuple[str, str, bool | None]]:
     if sf:
         out.append((f"single-flight: {sf['clients']} concurrent misses on one tile ran {sf['queries']} tile "
                     f"statement(s) on {sf['backends']} backend(s), {run.args.workers} workers", "goal 1", sf["queries"] == 1))
+    for name in ("single_flight_error", "cancellation_error"):
+        if name in run.checks:
+            out.append((f"{name.replace('_error', '').replace('_', '-')} check could not run: {run.checks[name]}", "", None))
     cx = run.checks.get("cancellation")
     if cx:
         ok = bool(cx.get("cancelled"))
