@@ -38,30 +38,28 @@ def _zigzag(v: int) -> int:
     return (v << 1) ^ (v >> 63)
 
 
-def ring_commands(ring: np.ndarray) -> list[int]:
-    """Geometry commands of one closed ring (first point not repeated at the end), or [] when it
-    collapses. Reversed when needed so that it winds clockwise on screen."""
-    pts = ring.astype(np.int64)
-    if len(pts) > 1 and (pts[0] == pts[-1]).all():
-        pts = pts[:-1]
-    keep = np.ones(len(pts), dtype=bool)
-    keep[1:] = (np.diff(pts, axis=0) != 0).any(axis=1)  # no zero-length segments
-    pts = pts[keep]
-    if len(pts) > 1 and (pts[0] == pts[-1]).all():
-        pts = pts[:-1]
+def ring_commands(ring) -> list[int]:
+    """Geometry commands of one ring of integer points (closing point optional), or [] when it
+    collapses below one square unit. Reversed when needed so that it winds clockwise on screen.
+    Plain Python: rings cut by a tile edge are few and short, where numpy's per-call cost shows."""
+    pts = [(int(x), int(y)) for x, y in ring]
+    if len(pts) > 1 and pts[0] == pts[-1]:
+        pts.pop()
+    pts = [p for i, p in enumerate(pts) if i == 0 or p != pts[i - 1]]  # no zero-length segments
+    if len(pts) > 1 and pts[0] == pts[-1]:
+        pts.pop()
     if len(pts) < 3:
         return []
-    x, y = pts[:, 0], pts[:, 1]
-    twice_area = int((x * np.roll(y, -1) - np.roll(x, -1) * y).sum())
+    twice_area = sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(pts, pts[1:] + pts[:1]))
     if abs(twice_area) < 2:  # under one square unit: dropped, as Wagyu drops such rings
         return []
     if twice_area < 0:
-        pts = pts[::-1]
-    deltas = np.diff(pts, axis=0)
-    commands = [(_MOVE_TO & 7) | (1 << 3), _zigzag(int(pts[0, 0])), _zigzag(int(pts[0, 1]))]
-    commands.append((_LINE_TO & 7) | (len(deltas) << 3))
-    for dx, dy in deltas.tolist():
-        commands += (_zigzag(dx), _zigzag(dy))
+        pts.reverse()
+    x0, y0 = pts[0]
+    commands = [(_MOVE_TO & 7) | (1 << 3), _zigzag(x0), _zigzag(y0), (_LINE_TO & 7) | ((len(pts) - 1) << 3)]
+    for x, y in pts[1:]:
+        commands += (_zigzag(x - x0), _zigzag(y - y0))
+        x0, y0 = x, y
     commands.append((_CLOSE & 7) | (1 << 3))
     return commands
 

@@ -107,17 +107,15 @@ def _geometries(drawn: Drawable, plan: TilePlan) -> list[bytes]:
         for i, geometry in zip(simple.tolist(), mvt.hexagon_geometries(rings[simple, :6])):
             out[i] = geometry
         rest = np.flatnonzero(~outside & ~(inside & distinct)).tolist()
-    for i in rest:
-        ring = np.rint((drawn.rings[i] - (minx, maxy)) * (scale, -scale))
-        low, high = ring.min(axis=0), ring.max(axis=0)
-        if (high < lo).any() or (low > hi).any():
+    if not rest:
+        return out
+    rings = [np.rint((drawn.rings[i] - (minx, maxy)) * (scale, -scale)) for i in rest]
+    # the rest cross the buffered edge (or collapse): cut there, cut points back onto the grid
+    cut = shapely.clip_by_rect(shapely.polygons([shapely.linearrings(r) for r in rings]), lo, lo, hi, hi)
+    for i, piece in zip(rest, cut):
+        if piece is None or piece.is_empty or piece.geom_type != "Polygon":
             continue
-        if not ((low >= lo).all() and (high <= hi).all()):
-            # crosses the buffered edge: cut there, cut points back onto the integer grid
-            cut = shapely.clip_by_rect(shapely.Polygon(ring), lo, lo, hi, hi)
-            if cut.is_empty or cut.geom_type != "Polygon":
-                continue
-            ring = np.rint(np.asarray(cut.exterior.coords))
+        ring = np.rint(shapely.get_coordinates(piece.exterior)).tolist()
         out[i] = mvt.encode_commands(ring_commands(ring))
     return out
 
