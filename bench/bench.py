@@ -156,7 +156,8 @@ def main() -> int:
     p.add_argument("--database-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/onemap_bench")
     p.add_argument("--gpkg", default=str(BENCH / "results" / "city-0.05.gpkg"), help="embedded store for the z14 check")
     p.add_argument("--workers", type=int, default=2, help="worker processes per server (same for all)")
-    p.add_argument("--layers", default="buildings,cameras", help="polygon layer and point layer to tile")
+    p.add_argument("--layers", default="buildings,urban_components",
+                   help="polygon layer and point layer to tile (both readable without a token: cameras are not)")
     p.add_argument("--c1-seconds", type=float, default=20, help="cap of each c1 walk")
     p.add_argument("--c16-seconds", type=float, default=45, help="cap of each c16 cold walk")
     p.add_argument("--warm-seconds", type=float, default=10, help="length of warm and bare-bound walks")
