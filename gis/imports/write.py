@@ -1,9 +1,9 @@
 """Checked rows into a layer table, in one transaction, as an upsert keyed by `source_id`.
 
-The rows first land in a temporary staging table (COPY on PostGIS, one executemany on the
-GeoPackage), then one INSERT ... ON CONFLICT moves them in: new source ids get new feature
-ids, known ones keep theirs and are rewritten only when something differs, so re-running an
-import changes nothing — not even the layer's data version, which the layer's triggers
+Rows whose source id is new get the next feature ids and go straight into the layer table
+(COPY on PostGIS, one executemany per chunk on the GeoPackage). Rows already there keep their
+feature id: they land in a temporary staging table and one UPDATE rewrites those that differ,
+so re-running an import changes nothing — not even the layer's data version, which the layer's triggers
 (gis.edit.triggers) move only when a row is written. A failure or a killed process
 before COMMIT leaves the table as it was.
 """
@@ -11,7 +11,6 @@ before COMMIT leaves the table as it was.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -41,80 +40,99 @@ class Written:
 def upsert(store: Store, layer: Layer, rows: Checked, progress: Callable[[int], None] | None = None) -> Written:
     table = store.tables[layer.id]
     names = [a.name for a in layer.attributes if a.name in rows.columns]
+    columns = ["id", SOURCE_ID, *names, "h3", "geom"]
+    target = f'"{store.schema}"."{layer.id}"' if store.postgis else f'"{layer.id}"'
     with store.engine.connect().execution_options(onemap_write=True) as conn:
         with conn.begin():
             if store.postgis:
                 # one importer per layer at a time; readers are never blocked
-                conn.execute(text(f'LOCK TABLE "{store.schema}"."{layer.id}" IN SHARE ROW EXCLUSIVE MODE'))
+                conn.execute(text(f"LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE"))
             # the layer's triggers move its data version, count and extent (and NOTIFY listeners)
             triggers.install(conn, store.postgis, store.schema, layer.id)
-            ids, inserted, first_new = _assign_ids(conn, table, rows.source_ids)
-            _stage(store, conn, layer, names, ids, rows, progress)
-            old_bbox = _touched_extent(store, conn, layer.id)
-            changed = _merge(store, conn, layer.id, names, first_new)
-            conn.execute(text(f"DROP TABLE {_stage_name(store)}"))
-            updated = changed - inserted
+            ids, known = _assign_ids(conn, table, rows.source_ids)
+            there = set(known.values())
+            fresh = [i for i in range(len(rows)) if i not in there]
+            done = [0]
+
+            def step(n: int) -> None:
+                done[0] += n
+                if progress:
+                    progress(done[0])
+
+            updated, old_bbox = 0, None
+            if known:
+                # rows already there: staged, then rewritten only where something differs
+                stage = _create_stage(store, conn, layer.id, columns)
+                _write(store, conn, stage, columns, layer, ids, rows, sorted(known.values()), step)
+                old_bbox = _touched_extent(store, conn, target, stage)
+                updated = _update(store, conn, target, stage, columns)
+                conn.execute(text(f"DROP TABLE {stage}"))
+            # new rows go straight into the layer table (COPY on PostGIS)
+            _write(store, conn, target, columns, layer, ids, rows, fresh, step)
             version = conn.execute(
                 select(store.meta.c.version).where(store.meta.c.layer == layer.id)
             ).scalar_one()
-    bbox = _union(old_bbox, tuple(shapely.total_bounds(rows.geoms)) if len(rows) else None) if changed else None
-    return Written(inserted, updated, len(rows) - changed, bbox, version)
+    changed = updated + len(fresh)
+    touched = tuple(shapely.total_bounds(rows.geoms)) if len(rows) else None
+    bbox = _union(old_bbox, touched) if changed else None
+    return Written(len(fresh), updated, len(rows) - changed, bbox, version)
 
 
-def _assign_ids(conn: Connection, table, source_ids: list[str]) -> tuple[list[int], int, int]:
-    """Known source ids keep their feature id; new ones follow the layer's highest id."""
+def _assign_ids(conn: Connection, table, source_ids: list[str]) -> tuple[list[int], dict[str, int]]:
+    """Known source ids keep their feature id; new ones follow the layer's highest id.
+
+    Returns every row's id and {source id: row index} of the rows already in the table.
+    """
+    existing = dict(conn.execute(select(table.c[SOURCE_ID], table.c.id).where(table.c[SOURCE_ID].is_not(None))).all())
+    next_id = (conn.execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar() or 0) + 1
+    ids: list[int] = []
     known: dict[str, int] = {}
-    wanted = list(source_ids)
-    for start in range(0, len(wanted), 5_000):
-        chunk = wanted[start:start + 5_000]
-        known.update(conn.execute(select(table.c[SOURCE_ID], table.c.id).where(table.c[SOURCE_ID].in_(chunk))).all())
-    next_id = first_new = (conn.execute(select(table.c.id).order_by(table.c.id.desc()).limit(1)).scalar() or 0) + 1
-    ids = []
-    new = 0
-    for key in source_ids:
-        found = known.get(key)
+    for index, key in enumerate(source_ids):
+        found = existing.get(key)
         if found is None:
             found = next_id
             next_id += 1
-            new += 1
+        else:
+            known[key] = index
         ids.append(found)
-    return ids, new, first_new
+    return ids, known
 
 
-def _stage_name(store: Store) -> str:
-    return f'"{STAGE}"' if store.postgis else f'temp."{STAGE}"'
-
-
-def _stage(store: Store, conn: Connection, layer: Layer, names, ids, rows: Checked, progress) -> None:
-    quoted = ", ".join(f'"{n}"' for n in ["id", SOURCE_ID, *names, "h3", "geom"])
+def _create_stage(store: Store, conn: Connection, layer_id: str, columns: list[str]) -> str:
+    quoted = ", ".join(f'"{n}"' for n in columns)
     if store.postgis:
         conn.execute(text(
             f'CREATE TEMP TABLE "{STAGE}" ON COMMIT DROP AS SELECT {quoted} '
-            f'FROM "{store.schema}"."{layer.id}" WITH NO DATA'
+            f'FROM "{store.schema}"."{layer_id}" WITH NO DATA'
         ))
-    else:
-        conn.execute(text(f'DROP TABLE IF EXISTS temp."{STAGE}"'))
-        conn.execute(text(f'CREATE TEMP TABLE "{STAGE}" AS SELECT {quoted} FROM "{layer.id}" WHERE 0'))
+        return f'"{STAGE}"'
+    conn.execute(text(f'DROP TABLE IF EXISTS temp."{STAGE}"'))
+    conn.execute(text(f'CREATE TEMP TABLE "{STAGE}" AS SELECT {quoted} FROM "{layer_id}" WHERE 0'))
+    return f'temp."{STAGE}"'
+
+
+def _write(store: Store, conn: Connection, into: str, columns: list[str], layer: Layer, ids, rows: Checked,
+           which: list[int], step: Callable[[int], None]) -> None:
+    """Rows `which` (indexes into `rows`) into table `into`, in chunks: COPY, or one executemany."""
+    names = columns[2:-2]
+    quoted = ", ".join(f'"{n}"' for n in columns)
     types = {a.name: a.type for a in layer.attributes}
-    done = 0
-    for start in range(0, len(rows), CHUNK):
-        end = min(start + CHUNK, len(rows))
-        geoms = rows.geoms[start:end]
-        columns = [
-            ids[start:end],
-            rows.source_ids[start:end],
-            *(_stored(rows.columns[n][start:end], types[n], store.postgis) for n in names),
+    for start in range(0, len(which), CHUNK):
+        part = which[start:start + CHUNK]
+        geoms = rows.geoms[part]
+        values = [
+            [ids[i] for i in part],
+            [rows.source_ids[i] for i in part],
+            *(_stored([rows.columns[n][i] for i in part], types[n], store.postgis) for n in names),
             hexagons.cells(geoms),
             store.backend.geom_values(geoms),
         ]
         if store.postgis:
-            _copy(conn, quoted, columns)
+            _copy(conn, into, quoted, values, [None, AttrType.string, *(types[n] for n in names), None, None])
         else:
-            marks = ", ".join("?" for _ in columns)
-            conn.exec_driver_sql(f'INSERT INTO temp."{STAGE}" ({quoted}) VALUES ({marks})', list(zip(*columns)))
-        done = end
-        if progress:
-            progress(done)
+            marks = ", ".join("?" for _ in values)
+            conn.exec_driver_sql(f"INSERT INTO {into} ({quoted}) VALUES ({marks})", list(zip(*values)))
+        step(len(part))
 
 
 def _stored(values: list, kind: AttrType, postgis: bool) -> list:
@@ -130,65 +148,59 @@ def _stored(values: list, kind: AttrType, postgis: bool) -> list:
     return values
 
 
-def _copy(conn: Connection, quoted: str, columns: list) -> None:
-    buffer = io.StringIO()
-    for row in zip(*columns):
-        buffer.write("\t".join(_copy_text(v) for v in row))
-        buffer.write("\n")
+def _copy(conn: Connection, into: str, quoted: str, columns: list[list], kinds: list) -> None:
+    texts = [_copy_column(values, kind) for values, kind in zip(columns, kinds)]
+    data = "\n".join(map("\t".join, zip(*texts))) + "\n"
     raw = conn.connection.driver_connection
     with raw.cursor() as cur:
-        with cur.copy(f'COPY "{STAGE}" ({quoted}) FROM STDIN') as copy:
-            copy.write(buffer.getvalue())
+        with cur.copy(f"COPY {into} ({quoted}) FROM STDIN") as copy:
+            copy.write(data)
 
 
-def _copy_text(value: object) -> str:
-    if value is None:
-        return r"\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, (dt.datetime, dt.date)):
-        return value.isoformat()
-    if isinstance(value, (int, float)):
-        return repr(value)
-    s = str(value)
-    return s.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _touched_extent(store: Store, conn: Connection, layer_id: str):
+def _copy_column(values: list, kind) -> list[str]:
+    """One column as COPY text, converted a column at a time (the per-value path is the slow one)."""
+    if kind is None:  # ids, H3 cells, hex EWKB: never null, never in need of escapes
+        return list(map(str, values))
+    if kind is AttrType.string:
+        return [r"\N" if v is None else v.translate(_ESCAPES) for v in values]
+    if kind is AttrType.boolean:
+        return [r"\N" if v is None else ("t" if v else "f") for v in values]
+    if kind is AttrType.number:
+        return [r"\N" if v is None else repr(float(v)) for v in values]
+    if kind in (AttrType.date, AttrType.datetime):
+        return [r"\N" if v is None else v.isoformat() for v in values]
+    return [r"\N" if v is None else str(v) for v in values]
+
+
+def _touched_extent(store: Store, conn: Connection, target: str, stage: str):
     """Where the rows about to be rewritten are now: their tiles change too."""
-    target = f'"{store.schema}"."{layer_id}"' if store.postgis else f'"{layer_id}"'
     if store.postgis:
         sql = (f"SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(t.geom)::geometry e "
-               f'FROM {target} t JOIN "{STAGE}" s ON s.id = t.id) q')
+               f"FROM {target} t JOIN {stage} s ON s.id = t.id) q")
     else:
         sql = (f"SELECT min(ST_MinX(t.geom)), min(ST_MinY(t.geom)), max(ST_MaxX(t.geom)), max(ST_MaxY(t.geom)) "
-               f'FROM {target} t JOIN temp."{STAGE}" s ON s.id = t.id')
+               f"FROM {target} t JOIN {stage} s ON s.id = t.id")
     row = conn.execute(text(sql)).one()
     return None if row[0] is None else tuple(float(v) for v in row)
 
 
-def _merge(store: Store, conn: Connection, layer_id: str, names: list[str], first_new: int) -> int:
-    """Rewrite known rows that differ, insert new ones; the count of rows written.
+def _update(store: Store, conn: Connection, target: str, stage: str, columns: list[str]) -> int:
+    """Rewrite the known rows that differ from their staged version; how many did.
 
-    Two plain statements rather than INSERT ... ON CONFLICT: SQLite lets an upsert's conflict
-    rule override the GeoPackage R*Tree triggers' INSERT OR REPLACE, which then fails.
+    A plain UPDATE rather than INSERT ... ON CONFLICT: SQLite lets an upsert's conflict rule
+    override the GeoPackage R*Tree triggers' INSERT OR REPLACE, which then fails.
     """
-    columns = [SOURCE_ID, *names, "h3", "geom"]
-    quoted = ", ".join(f'"{c}"' for c in ["id", *columns])
-    target = f'"{store.schema}"."{layer_id}"' if store.postgis else f'"{layer_id}"'
-    stage = _stage_name(store)
-    sets = ", ".join(f'"{c}" = s."{c}"' for c in columns)
-    old = ", ".join(f'{target}."{c}"' for c in columns)
-    new = ", ".join(f's."{c}"' for c in columns)
+    kept = columns[1:]
+    sets = ", ".join(f'"{c}" = s."{c}"' for c in kept)
+    old = ", ".join(f'{target}."{c}"' for c in kept)
+    new = ", ".join(f's."{c}"' for c in kept)
     differs = "IS DISTINCT FROM" if store.postgis else "IS NOT"
-    updated = conn.execute(text(
-        f"UPDATE {target} SET {sets} FROM {stage} s WHERE {target}.id = s.id AND s.id < :first "
-        f"AND ({old}) {differs} ({new})"
-    ), {"first": first_new}).rowcount
-    inserted = conn.execute(text(
-        f"INSERT INTO {target} ({quoted}) SELECT {quoted} FROM {stage} WHERE id >= :first ORDER BY id"
-    ), {"first": first_new}).rowcount
-    return updated + inserted
+    return conn.execute(text(
+        f"UPDATE {target} SET {sets} FROM {stage} s WHERE {target}.id = s.id AND ({old}) {differs} ({new})"
+    )).rowcount
 
 
 def _union(a, b):
