@@ -9,6 +9,7 @@ Expected answers come from the HTTP API, never from the page's own code.
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -20,7 +21,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import update
 
+from gis.security import keys
 from tests.clients.wall_browser import Browser, WallPage
+from tests.security_support import security_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(os.environ.get("ONEMAP_WALL_SHOTS", "")) if os.environ.get("ONEMAP_WALL_SHOTS") else None
@@ -31,8 +34,9 @@ pytestmark = [
 ]
 
 
-def stats_total(base: str, indicator: str) -> float | None:
-    return httpx.get(f"{base}/stats", params={"indicator": indicator}, timeout=60).json()["total"]
+def stats_total(base: str, indicator: str, token: str | None = None) -> float | None:
+    params = {"indicator": indicator, **({"token": token} if token else {})}
+    return httpx.get(f"{base}/stats", params=params, timeout=60).json()["total"]
 
 
 def densest_centre(base: str) -> tuple[float, float]:
@@ -50,10 +54,18 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def wall(browser, live_server, backend) -> WallPage:
+def wall_token(store, live_server):
+    """A key of the wall role: read-only, allowed in the URL, sees cameras the public does not."""
+    token, record = keys.create(store, "wall-test", "wall")
+    yield token
+    keys.revoke(store, record.key_id)
+
+
+@pytest.fixture(scope="module")
+def wall(browser, live_server, backend, wall_token) -> WallPage:
     lon, lat = densest_centre(live_server)
     heatmaps = [h for h in ("h3_cameras",) if _offers_heatmap(live_server, h)]
-    query = f"center={lon:.6f},{lat:.6f}&zoom=14.5&pitch=45&bearing=20&refresh=5"
+    query = f"center={lon:.6f},{lat:.6f}&zoom=14.5&pitch=45&bearing=20&refresh=5&token={wall_token}"
     if heatmaps:
         query += f"&heatmap={heatmaps[0]}"
     page = browser.open(f"{live_server}/wall?{query}", 1920, 1080)
@@ -103,12 +115,12 @@ def test_rendered_features_are_the_servers_features(wall, live_server):
         assert props["height_m"] == pytest.approx(feature["properties"]["height_m"])
 
 
-def test_kpis_equal_stats(wall, live_server):
-    listing = httpx.get(f"{live_server}/stats/indicators", timeout=60).json()["indicators"]
+def test_kpis_equal_stats(wall, live_server, wall_token):
+    listing = httpx.get(f"{live_server}/stats/indicators", params={"token": wall_token}, timeout=60).json()["indicators"]
     shown = wall.kpis()
     assert [k["id"] for k in shown] == [i["id"] for i in listing]
     for kpi in shown:
-        expected = stats_total(live_server, kpi["id"])
+        expected = stats_total(live_server, kpi["id"], wall_token)
         if expected is None:
             assert kpi["value"] == "" and kpi["text"] == "—", kpi
         else:
@@ -131,6 +143,29 @@ def test_no_console_error_no_failed_request_and_not_blank(wall, tmp_path, backen
     assert len(set(pixels)) > 500, "the screenshot has too few colours to be a map"
 
 
+def test_every_request_carries_the_wall_token(wall, live_server):
+    own = [r["url"] for r in wall.responses if r["url"].startswith(live_server)]
+    assert own and all("token=" in url for url in own), [u for u in own if "token=" not in u][:5]
+
+
+def test_without_a_token_the_wall_shows_what_the_public_may_see(store):
+    def config(base: str, query: str) -> dict:
+        page = httpx.get(f"{base}/wall?{query}", timeout=60).text
+        return json.loads(page.split('<script id="wall-config" type="application/json">')[1].split("</script>")[0])
+
+    with security_server(store) as base:  # the shipped roles: cameras are the wall's, not the public's
+        token, record = keys.create(store, "wall-test-2", "wall")
+        try:
+            assert "cameras" in config(base, f"token={token}")["layers"]
+            public = config(base, "")
+            assert "cameras" not in public["layers"] and "cameras" not in public["view"]["layers"]
+            assert "h3_cameras" not in public["heatmaps"]  # the roles file withholds the indicator
+            refused = httpx.get(f"{base}/wall?layers=cameras", timeout=60)
+            assert refused.status_code == 400 and "cameras" in refused.json()["detail"]
+        finally:
+            keys.revoke(store, record.key_id)
+
+
 def test_chinese_by_default_with_an_english_switch(wall):
     assert wall.text("#title") == "城市运行一张图"
     assert wall.page.evaluate("document.documentElement.lang") == "zh"
@@ -143,13 +178,15 @@ def test_chinese_by_default_with_an_english_switch(wall):
     assert wall.text("#title") == "城市运行一张图"
 
 
-def test_refresh_swaps_tile_versions_and_kpis_in_place(wall, live_server, store):
+def test_refresh_swaps_tile_versions_and_kpis_in_place(wall, live_server, store, wall_token):
     """A camera goes offline: within one refresh interval the wall shows it, without reloading."""
     table = store.tables["cameras"]
     online = httpx.get(
-        f"{live_server}/collections/cameras/items", params={"filter": "status = 'online'", "limit": 1, "f": "json"}, timeout=60
+        f"{live_server}/collections/cameras/items",
+        params={"filter": "status = 'online'", "limit": 1, "f": "json", "token": wall_token},
+        timeout=60,
     ).json()["features"][0]["id"]
-    before_offline = stats_total(live_server, "cameras_offline")
+    before_offline = stats_total(live_server, "cameras_offline", wall_token)
     old_tiles = wall.source_tiles()["onemap"]
     wall.page.evaluate("() => { window.__sameDocument = true; document.querySelector('li[data-indicator=cameras_offline]').__same = true; }")
     refreshes = wall.page.evaluate("window.onemapWall.refreshes")
@@ -161,17 +198,26 @@ def test_refresh_swaps_tile_versions_and_kpis_in_place(wall, live_server, store)
 
     set_status("offline")
     try:
-        assert stats_total(live_server, "cameras_offline") == before_offline + 1
+        assert stats_total(live_server, "cameras_offline", wall_token) == before_offline + 1
         deadline = time.monotonic() + 10  # the tile service re-reads data versions once a second
         while True:
-            new_tiles = httpx.get(f"{live_server}/tiles/WebMercatorQuad/tilejson.json", timeout=60).json()["tiles"]
+            new_tiles = httpx.get(
+                f"{live_server}/tiles/WebMercatorQuad/tilejson.json", params={"token": wall_token}, timeout=60
+            ).json()["tiles"]
             if new_tiles != old_tiles or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
         assert new_tiles != old_tiles
         wall.page.wait_for_function(f"window.onemapWall.refreshes > {refreshes}", timeout=20_000)
+        # other writers (triggers, listeners) may move the version on again: the wall follows the server
+        current = lambda: httpx.get(  # noqa: E731
+            f"{live_server}/tiles/WebMercatorQuad/tilejson.json", params={"token": wall_token}, timeout=60
+        ).json()["tiles"]
+        deadline = time.monotonic() + 20
+        while wall.source_tiles()["onemap"] != current() and time.monotonic() < deadline:
+            time.sleep(1)
         wall.wait_idle()
-        assert wall.source_tiles()["onemap"] == new_tiles
+        assert wall.source_tiles()["onemap"] == current() != old_tiles
         kpi = next(k for k in wall.kpis() if k["id"] == "cameras_offline")
         assert float(kpi["value"]) == before_offline + 1
         assert wall.page.evaluate(

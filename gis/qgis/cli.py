@@ -19,7 +19,7 @@ SYSTEM_PYTHON = os.environ.get("ONEMAP_QGIS_PYTHON", "/usr/bin/python3")
 
 @click.command("qgis-project")
 @click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
-@click.option("--role", default="public", show_default=True, help="role whose layers the project holds (layers/roles/roles.yml)")
+@click.option("--role", default="public", show_default=True, help="role whose layers the project holds (the roles file: ONEMAP_ROLES_FILE or layers/roles/roles.yml)")
 @click.option("--url", "base", default=None, help="OneMap's base URL the layers point at [default: ONEMAP_BASE_URL or http://HOST:PORT]")
 def qgis_project(out: Path, role: str, base: str | None) -> None:
     """Write OUT.qgz: OGC API - Features layers for analysis, OneMap's vector tiles with its style
@@ -29,7 +29,7 @@ def qgis_project(out: Path, role: str, base: str | None) -> None:
     """
     from gis.catalog import Catalog
     from gis.qgis.plan import PlanError, plan
-    from gis.security.roles import Policy, default_roles_file
+    from gis.security.roles import Policy
     from gis.settings import Settings
     from gis.stats.indicators import Indicators
 
@@ -39,7 +39,7 @@ def qgis_project(out: Path, role: str, base: str | None) -> None:
     base = (base or settings.server.public_url).rstrip("/")
     catalog = Catalog.load(settings.server.layers_dir)
     try:
-        policy = Policy.load(default_roles_file(settings.server.layers_dir), catalog)
+        policy = Policy.load(settings.server.roles_path, catalog)
         indicators = Indicators.load(settings.server.indicator_registry, catalog)
         layout = plan(base, catalog, policy, indicators, role, settings.server.title)
     except (PlanError, ValueError, FileNotFoundError) as err:
@@ -61,4 +61,10 @@ def qgis_project(out: Path, role: str, base: str | None) -> None:
     if done.returncode != 0 or not report["written"]:
         bad = [e["name"] for e in report["layers"] if not e["valid"]]
         raise click.ClickException(f"the project is incomplete: invalid layers {bad}; is {base} reachable from here?")
+    if layout["needs_token"]:
+        click.echo(
+            f"onemap: left out {', '.join(layout['needs_token'])}: role {role} may read them, but the server "
+            "serves them only with that role's token; add them in QGIS with an authentication configuration",
+            err=True,
+        )
     click.echo(f"onemap: wrote {out}")

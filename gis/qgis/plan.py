@@ -64,10 +64,10 @@ def plan(base: str, catalog: Catalog, policy: Policy, indicators: Indicators, ro
     except KeyError as err:
         raise PlanError(str(err.args[0])) from None
     served = {c["id"] for c in _get(base, "/collections")["collections"]}
-    readable = [
-        layer for layer in catalog.published
-        if layer.id in served and role.right(layer.id) >= Right.masked
-    ]
+    may_read = [layer for layer in catalog.published if role.right(layer.id) >= Right.masked]
+    readable = [layer for layer in may_read if layer.id in served]
+    # the server lists what an anonymous client may read; the rest needs the role's token in QGIS
+    needs_token = [layer.id for layer in may_read if layer.id not in served]
     analysis = [
         {"id": layer.id, "title": f"{layer.title_zh} {layer.title}", "symbol": symbol(layer)}
         for layer in readable
@@ -103,6 +103,7 @@ def plan(base: str, catalog: Catalog, policy: Policy, indicators: Indicators, ro
         "base": base,
         "role": role.name,
         "extent": bounds,
+        "needs_token": needs_token,
         "groups": [
             {"name": "分析 Analysis (OGC API - Features)", "kind": "oapif", "layers": analysis},
             {"name": "热力图 Heatmaps (H3)", "kind": "tiles", "layers": heatmaps, "visible": False},

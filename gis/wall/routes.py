@@ -22,7 +22,9 @@ from starlette.staticfiles import StaticFiles
 
 from gis.app.problems import Problem
 from gis.catalog import Catalog
+from gis.security.principal import current
 from gis.settings import REPO_ROOT, Settings
+from gis.stats.indicators import Indicators
 from gis.wall import view as views
 from gis.wall.glyphs import FontMissing, Glyphs
 
@@ -54,6 +56,7 @@ class WallService:
         self.tiles = tiles
         self.maplibre_dist = maplibre_dist
         self._glyphs: Glyphs | None = None
+        self.indicators = Indicators.load(settings.server.indicator_registry, catalog)
         # read once: routes never touch the disk for a page
         self._templates = {name: (HERE / "templates" / name).read_text(encoding="utf-8") for name in ("wall.html", "embed.html")}
 
@@ -71,12 +74,20 @@ class WallService:
     # -- what a viewer may show -----------------------------------------------------------------
 
     def layers(self, request: Request) -> list[str]:
-        return [layer.id for layer in self.catalog.published]
+        """The layers whose features the caller's role may read (the wall token's role on a wall)."""
+        principal = current()
+        return [layer.id for layer in self.catalog.published if principal.may_read_features(layer.id)]
 
     def heatmaps(self, request: Request) -> list[str]:
         if self.tiles is None:
             return []
-        return sorted(t for t in self.tiles.engine.tilesets if t.startswith(HEATMAP_PREFIX))
+        principal = current()
+        offered = []
+        for tileset in sorted(t for t in self.tiles.engine.tilesets if t.startswith(HEATMAP_PREFIX)):
+            indicator = self.indicators.get(tileset.removeprefix(HEATMAP_PREFIX))
+            if indicator is not None and principal.may_use_indicator(indicator.id, indicator.layer):
+                offered.append(tileset)
+        return offered
 
     def view(self, request: Request) -> views.WallView:
         return views.parse(dict(request.query_params), self.layers(request), self.heatmaps(request))

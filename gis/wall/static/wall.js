@@ -10,6 +10,8 @@
 
   const config = JSON.parse(document.getElementById("wall-config").textContent);
   const view = config.view;
+  // the server never sees ?token= (authentication takes it off before routing): read it here
+  view.token = new URLSearchParams(location.search).get("token") || null;
   const root = config.root || "";
   const FONT = [config.font];
   const THEMES = {
