@@ -165,8 +165,10 @@ class TileService:
 
     async def _serve_hit(self, match: re.Match, scope, send) -> bool:
         collection, tms, z, y, x = match.groups()
-        if not (z.isdigit() and y.isdigit() and x.isdigit()):
+        if not (z.isascii() and z.isdigit() and y.isascii() and y.isdigit() and x.isascii() and x.isdigit()):
             return False
+        if params_f_bad(scope):
+            return False  # the full path names the bad format
         query = scope.get("query_string", b"")
         params = dict(parse_qsl(query.decode("latin-1"))) if query else {}
         if set(params) - {"v", "f"}:
@@ -226,7 +228,7 @@ class TileService:
             await send({"type": "http.response.body", "body": body})
 
     async def _tile(self, collection, tms, zs, ys, xs, scope, receive) -> tuple[Entry | None, bool]:
-        bad = [f"{n}={v!r}" for n, v in (("z", zs), ("y", ys), ("x", xs)) if not v.isdigit()]
+        bad = [f"{n}={v!r}" for n, v in (("z", zs), ("y", ys), ("x", xs)) if not (v.isascii() and v.isdigit())]
         if bad:
             raise _Reply(400, f"tile indexes must be non-negative integers: {', '.join(bad)}")
         z, y, x = int(zs), int(ys), int(xs)
@@ -435,6 +437,11 @@ class _TileApp:
 
     async def __call__(self, scope, receive, send) -> None:
         await self.service.tile_asgi(scope, receive, send)
+
+
+def params_f_bad(scope) -> bool:
+    query = scope.get("query_string", b"")
+    return b"f=" in query and any(k == "f" and v not in ("mvt", "pbf") for k, v in parse_qsl(query.decode("latin-1")))
 
 
 async def _disconnected(receive) -> None:

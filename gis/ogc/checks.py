@@ -68,10 +68,10 @@ def _integer(params, name: str, low: int, high: int) -> None:
     raw = params.get(name)
     if raw is None:
         return
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Problem(400, f"{name} must be an integer, got {raw[:40]!r}") from None
+    # ASCII digits only: int() would also take " 5", "1_000" and full-width digits
+    if not re.fullmatch(r"-?[0-9]{1,30}", raw):
+        raise Problem(400, f"{name} must be an integer, got {raw[:40]!r}")
+    value = int(raw)
     if not low <= value <= high:
         raise Problem(400, f"{name} must be between {low} and {high}, got {value}")
 
@@ -102,6 +102,8 @@ def bbox(ctx: Context, request: Request, api_request: APIRequest) -> None:
         return
     parts = raw.split(",")
     try:
+        if not raw.isascii():  # float() would read full-width digits
+            raise ValueError(raw)
         values = [float(p) for p in parts]
     except ValueError:
         raise Problem(400, f"bbox must be 4 or 6 comma-separated numbers, got {raw[:80]!r}") from None
@@ -147,13 +149,17 @@ def datetime_(ctx: Context, request: Request, api_request: APIRequest) -> None:
     parts = raw.split("/")
     if len(parts) > 2 or all(p in ("", "..") for p in parts):
         raise Problem(400, f"datetime {raw[:60]!r} must be an instant or an interval start/end ('..' for open)")
+    instants = []
     for part in parts:
         if part in ("", ".."):
             continue
         try:
-            dt.datetime.fromisoformat(part.replace("Z", "+00:00").replace("z", "+00:00"))
+            instant = dt.datetime.fromisoformat(part.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
             raise Problem(400, f"datetime {part[:60]!r} is not an RFC 3339 date or date-time") from None
+        instants.append(instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC))
+    if len(instants) == 2 and instants[0] > instants[1]:
+        raise Problem(400, f"datetime interval {raw[:60]!r} ends before it starts")
 
 
 def _no_hidden_properties(ctx: Context, request: Request) -> None:

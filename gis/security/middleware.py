@@ -149,8 +149,12 @@ def _oversized(scope) -> tuple[int, str] | None:
         total += size
     if total > MAX_HEADERS_BYTES:
         return 431, f"request headers total over {MAX_HEADERS_BYTES} bytes"
-    if len(scope.get("query_string", b"")) > MAX_QUERY_BYTES:
+    query = scope.get("query_string", b"")
+    if len(query) > MAX_QUERY_BYTES:
         return 414, f"the query string is over {MAX_QUERY_BYTES} bytes; send large filters as cql2-json in fewer bytes"
+    # NUL is in no valid parameter or path, and PostgreSQL refuses it in text: name it here, once
+    if b"%00" in query or b"\x00" in query or "\x00" in scope.get("path", "") or b"%00" in scope.get("raw_path", b""):
+        return 400, "the request contains a NUL character (%00), which no parameter or path may hold"
     return None
 
 

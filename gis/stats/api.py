@@ -11,7 +11,9 @@ import csv
 import io
 import json
 
+import h3
 import shapely
+from pyproj import Geod
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -22,11 +24,14 @@ from gis.features.cql import FilterError
 from gis.security import audit
 from gis.security.principal import current
 from gis.security.roles import is_sensitive
-from gis.stats.aggregate import AREAS, Answer, StatsError, aggregate
+from gis.stats.aggregate import AREAS, MAX_POLYGON_CELLS, POLYGON_RES, Answer, StatsError, aggregate
 from gis.stats.indicators import Indicators
 from gis.storage.store import Store
 
 MAX_BODY = 1_000_000
+_GEOD = Geod(ellps="GRS80")  # CGCS2000's ellipsoid
+# what MAX_POLYGON_CELLS cells of the suppression resolution cover, with room for edge cells
+MAX_POLYGON_KM2 = MAX_POLYGON_CELLS * h3.average_hexagon_area(POLYGON_RES, "km^2") * 0.9
 
 
 class StatsService:
@@ -99,6 +104,8 @@ async def _json_body(request: Request) -> dict:
         body = json.loads(raw or b"{}")
     except ValueError:
         raise Problem(400, "the request body is not JSON") from None
+    except RecursionError:
+        raise Problem(400, "the request body nests too deeply to be a stats question") from None
     if not isinstance(body, dict):
         raise Problem(400, "the request body must be a JSON object")
     return body
@@ -116,6 +123,10 @@ def _polygon(value) -> shapely.Geometry:
         raise Problem(400, "polygon coordinates must be longitude/latitude (CRS84)")
     if not shape.is_valid:
         raise Problem(400, f"polygon is not valid: {shapely.is_valid_reason(shape)}")
+    # bound the work before any cell is listed: a continent would take minutes to cover in cells
+    area_km2 = abs(_GEOD.geometry_area_perimeter(shape)[0]) / 1e6
+    if area_km2 > MAX_POLYGON_KM2:
+        raise Problem(400, f"polygon covers about {area_km2:,.0f} km²; the limit is {MAX_POLYGON_KM2:,.0f} km² (ask by district or street instead)")
     return shape
 
 
