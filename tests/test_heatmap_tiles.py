@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.conftest import settings_for
-from tests.heatmap_support import hexagons
+from tests.heatmap_support import hexagons, mvt_id
 from tests.oracle import read_layer
 from tests.tiles_support import EXTENT, decode, tile_of, to_units
 
@@ -69,7 +69,7 @@ def test_hexagons_are_the_h3_cells_boundaries_in_every_tile_matrix_set(http, cit
     whole = 0
     for fid, feature in features.items():
         cell = feature["properties"]["cell"]
-        assert fid == h3.str_to_int(cell)
+        assert fid == mvt_id(cell)
         expected = [units(lng, la, z, x, y) for la, lng in h3.cell_to_boundary(cell)]
         if not all(0 <= u <= EXTENT and 0 <= v <= EXTENT for u, v in expected):
             continue  # cut by the tile's edge

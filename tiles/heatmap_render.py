@@ -56,6 +56,13 @@ class Drawable:
         return Drawable(self.cell[index], [self.rings[i] for i in index], hexes, [self.values[i] for i in index])
 
 
+def feature_id(cell: int) -> int:
+    """The MVT feature id of a cell: its H3 index without the constant mode bits and the unused
+    finest digits, so it fits the 53 bits JavaScript clients (MapLibre) keep exactly; the
+    `cell` property carries the full index."""
+    return (cell & ((1 << 56) - 1)) >> 9
+
+
 def keys(summed: bool) -> list[str]:
     return ["cell", "count", "sum", "density"] if summed else ["cell", "count", "density"]
 
@@ -181,7 +188,7 @@ class HeatTiles:
             counts[hp.name] = len(kept)
             if kept:
                 names = keys(hp.heatmap.indicator.summed is not None)
-                features = [(int(drawn.cell[i]), drawn.values[i], geometries[i]) for i in kept]
+                features = [(feature_id(int(drawn.cell[i])), drawn.values[i], geometries[i]) for i in kept]
                 layers.append(mvt.layer(hp.name, names, features, EXTENT))
         # MVT layers are independent messages: a tile is their concatenation
         return Rendered(b"".join(layers), counts)
