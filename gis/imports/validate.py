@@ -164,13 +164,13 @@ def _conformed(geoms: np.ndarray, layer: Layer) -> np.ndarray:
     """Single-part multis become their part; a Polygon in a MultiPolygon layer is promoted."""
     out = geoms.copy()
     wanted = layer.geometry.value
-    for i, geom in enumerate(out):
-        if geom is None or geom.is_empty:
-            continue
-        if wanted == "MultiPolygon" and geom.geom_type == "Polygon":
-            out[i] = shapely.MultiPolygon([geom])
-        elif wanted != "MultiPolygon" and geom.geom_type.startswith("Multi") and len(geom.geoms) == 1:
-            out[i] = geom.geoms[0]
+    types = shapely.get_type_id(geoms)
+    if wanted == "MultiPolygon":
+        polygons = np.flatnonzero((types == 3) & ~shapely.is_empty(geoms))
+        out[polygons] = shapely.multipolygons(geoms[polygons][:, None]) if len(polygons) else out[polygons]
+    else:
+        single = np.flatnonzero((types >= 4) & (types <= 6) & (shapely.get_num_geometries(geoms) == 1))
+        out[single] = shapely.get_geometry(geoms[single], 0)
     return out
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import shapely
@@ -26,6 +27,7 @@ from gis.storage.tables import SOURCE_ID
 
 STAGE = "onemap_import_stage"
 CHUNK = 20_000
+BULK_ROWS = 10_000  # new rows from which a load into a small table rebuilds its indexes after
 
 
 @dataclass
@@ -68,7 +70,8 @@ def upsert(store: Store, layer: Layer, rows: Checked, progress: Callable[[int], 
                 updated = _update(store, conn, target, stage, columns)
                 conn.execute(text(f"DROP TABLE {stage}"))
             # new rows go straight into the layer table (COPY on PostGIS)
-            _write(store, conn, target, columns, layer, ids, rows, fresh, step)
+            with _bulk_indexes(store, conn, layer.id, len(fresh)):
+                _write(store, conn, target, columns, layer, ids, rows, fresh, step)
             version = conn.execute(
                 select(store.meta.c.version).where(store.meta.c.layer == layer.id)
             ).scalar_one()
@@ -76,6 +79,35 @@ def upsert(store: Store, layer: Layer, rows: Checked, progress: Callable[[int], 
     touched = tuple(shapely.total_bounds(rows.geoms)) if len(rows) else None
     bbox = _union(old_bbox, touched) if changed else None
     return Written(len(fresh), updated, len(rows) - changed, bbox, version)
+
+
+@contextmanager
+def _bulk_indexes(store: Store, conn: Connection, layer_id: str, adding: int):
+    """A big load into a small table rebuilds its secondary indexes once, after the COPY.
+
+    Maintaining two GiST and three B-tree indexes row by row costs several times the COPY
+    itself; building them afterwards is the way ogr2ogr loads too. The DROP locks the table
+    against readers until COMMIT, so it is done only when the load at least doubles the layer
+    (a first load, typically), where the wait is shorter than the incremental path would be.
+    """
+    if not store.postgis or adding < BULK_ROWS:
+        yield
+        return
+    qualified = f'"{store.schema}"."{layer_id}"'
+    present = conn.execute(text(f"SELECT count(*) FROM {qualified}")).scalar_one()
+    if adding < present:
+        yield
+        return
+    indexes = conn.execute(text(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = :s AND i.tablename = :t "
+        "AND i.indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = CAST(:q AS regclass))"
+    ), {"s": store.schema, "t": layer_id, "q": qualified}).all()
+    for name, _ in indexes:
+        conn.execute(text(f'DROP INDEX "{store.schema}"."{name}"'))
+    yield
+    for _, definition in indexes:
+        conn.execute(text(definition))
+    conn.execute(text(f"ANALYZE {qualified}"))
 
 
 def _assign_ids(conn: Connection, table, source_ids: list[str]) -> tuple[list[int], dict[str, int]]:
@@ -165,6 +197,10 @@ def _copy_column(values: list, kind) -> list[str]:
     if kind is None:  # ids, H3 cells, hex EWKB: never null, never in need of escapes
         return list(map(str, values))
     if kind is AttrType.string:
+        present = [v for v in values if v is not None]
+        joined = "".join(present)
+        if not any(c in joined for c in "\\\t\n\r"):  # the usual case: nothing to escape
+            return values if len(present) == len(values) else [r"\N" if v is None else v for v in values]
         return [r"\N" if v is None else v.translate(_ESCAPES) for v in values]
     if kind is AttrType.boolean:
         return [r"\N" if v is None else ("t" if v else "f") for v in values]

@@ -18,9 +18,6 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 HERE = Path(__file__).resolve().parent
@@ -28,7 +25,9 @@ VERSION_TABLE = "onemap_schema_version"
 _LOCK_KEY = 0x0E3A_5C4E  # PostGIS advisory lock: one migrating process at a time
 
 
-def _config(store, conn: Connection | None = None) -> Config:
+def _config(store, conn: Connection | None = None):
+    from alembic.config import Config  # imported when used: Alembic costs a third of a second
+
     config = Config()
     config.set_main_option("script_location", str(HERE))
     config.attributes["store"] = store
@@ -38,10 +37,14 @@ def _config(store, conn: Connection | None = None) -> Config:
 
 @lru_cache(maxsize=1)
 def head() -> str:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config(None)).get_current_head()
 
 
 def current(conn: Connection, store) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     context = MigrationContext.configure(
         conn, opts={"version_table": VERSION_TABLE, "version_table_schema": store.schema}
     )
