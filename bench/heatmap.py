@@ -133,6 +133,20 @@ def timed(fn, tiles) -> tuple[list[float], list[int]]:
     return seconds, sizes
 
 
+def timed_pair(first, second, tiles):
+    """Both renderers on every tile, alternating which goes first."""
+    a: tuple[list[float], list[int]] = ([], [])
+    b: tuple[list[float], list[int]] = ([], [])
+    for n, tile in enumerate(tiles):
+        order = ((first, a), (second, b)) if n % 2 == 0 else ((second, b), (first, a))
+        for fn, out in order:
+            start = time.perf_counter()
+            data = fn(*tile)
+            out[0].append(time.perf_counter() - start)
+            out[1].append(len(data))
+    return a, b
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database-url", default=os.environ.get(
@@ -178,16 +192,18 @@ def main() -> int:
         def onemap(z, x, y, heatmap_id=heatmap_id):
             return service.engine.render(service.engine.plan(heatmap_id, grid, z, x, y)).data
 
-        service.engine.heat_tiles.in_memory = True
-        memory = timed(onemap, tiles)
-        service.engine.heat_tiles.in_memory = False
-        sql = timed(onemap, city_tiles(grid, bbox, zooms, args.sql_per_zoom))
-        service.engine.heat_tiles.in_memory = True
-
         build_bound(store, service, heatmap_id, resolutions)
         with store.engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            bound = timed(lambda z, x, y: bound_tile(conn, store.schema, grid, z, x, y, heatmap.resolution(grid.web_zoom(z))), tiles)
+
+            def raw(z, x, y, heatmap=heatmap, conn=conn):
+                return bound_tile(conn, store.schema, grid, z, x, y, heatmap.resolution(grid.web_zoom(z)))
+
+            # tile by tile, the two in turn: on a shared machine both see the same load
+            memory, bound = timed_pair(onemap, raw, tiles)
+        service.engine.heat_tiles.in_memory = False
+        sql = timed(onemap, city_tiles(grid, bbox, zooms, args.sql_per_zoom))
+        service.engine.heat_tiles.in_memory = True
         run = {
             "heatmap": heatmap_id,
             "city_cells_ms": builds,

@@ -17,8 +17,8 @@ from pyproj import Transformer
 from sqlalchemy import ColumnElement
 
 from gis.storage.store import Store
-from tiles.heatmap import Heatmap
 from tiles import heatmap_mvt as mvt
+from tiles.heatmap import Heatmap
 from tiles.heatmap_cells import CellCache, Rows, tile_rows
 from tiles.heatmap_mvt import ring_commands
 from tiles.matrix import BUFFER, EXTENT
