@@ -1,13 +1,15 @@
 """Who may see individuals: the one place every aggregate output of this package (aggregate
 collections, the `aggregate` process, raster exports) asks before it suppresses small groups.
 
-Until roles are wired in here, every caller is the public: aggregates only, small cells
-withheld. With roles (gis.security) the body becomes the principal's own answer, e.g.
-`current().individual_access(layer_id)`, and nothing else changes.
+The caller's own answer (gis.security): roles that may read a layer's features (masked or full)
+see its aggregates without suppression; everyone else, and any code running without a request
+(the CLI), is the configured public: aggregates only, small cells withheld.
 """
 
 from __future__ import annotations
 
+from gis.security.principal import current
+
 
 def individual_access(layer_id: str) -> bool:
-    return False
+    return current().individual_access(layer_id)
