@@ -133,6 +133,7 @@ class CellCache:
         self.store = store
         self.k = k
         self._built: dict[tuple, CityCells] = {}
+        self.derived: dict[tuple, object] = {}  # what is computed from the cells (style ramps), per version
         self._locks: dict[tuple, threading.Lock] = {}
         self._guard = threading.Lock()
 

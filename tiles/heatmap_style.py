@@ -48,7 +48,18 @@ def _ramp(stops: list[float]):
 
 
 def paint(cells: CellCache, heatmap: Heatmap, version: int) -> tuple[dict, dict]:
-    """The fill paint of a heatmap layer and its metadata (the breaks per resolution)."""
+    """The fill paint of a heatmap layer and its metadata (the breaks per resolution); computed
+    once per data version."""
+    key = ("paint", heatmap.id, heatmap.layer.zoom.min, heatmap.layer.zoom.max)
+    found = cells.derived.get(key)
+    if found is not None and found[0] == version:
+        return found[1]
+    result = _paint(cells, heatmap, version)
+    cells.derived[key] = (version, result)
+    return result
+
+
+def _paint(cells: CellCache, heatmap: Heatmap, version: int) -> tuple[dict, dict]:
     zoom = heatmap.layer.zoom
     by_res: dict[int, list[float]] = {}
     steps: list = []
