@@ -130,3 +130,32 @@ def test_mistakes_are_explained_without_tracebacks(store, files):
         assert "Traceback" not in result.stderr
     missing = onemap_load(store, files / "nothing.geojson", "--layer", "key_places")
     assert missing.returncode != 0 and "no such file" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_an_import_in_the_server_process_redraws_its_tiles_at_once(store, files):
+    """run_import with the app's TileService drops the touched tiles before it returns."""
+    import urllib.request
+
+    import mapbox_vector_tile
+    import morecantile
+
+    from gis.app.factory import create_app
+    from gis.imports.job import run_import
+    from gis.imports.mapping import Mapping
+    from tests.conftest import LiveServer, free_port
+
+    _, _, _, _, lon, lat = PLACES[0]
+    tile = morecantile.tms.get("WebMercatorQuad").tile(lon, lat, 15)
+    app = create_app(store.settings, store)
+    with LiveServer(app, free_port()) as server:
+        url = f"{server.url}/collections/key_places/tiles/WebMercatorQuad/{tile.z}/{tile.y}/{tile.x}"
+        with urllib.request.urlopen(url) as response:
+            assert response.status == 204  # nothing there yet (and now cached)
+        mapping = Mapping.build(store.catalog["key_places"], files / "mapping.yml")
+        report = run_import(store, files / "places.geojson", "key_places", mapping, tiles=app.state.tiles)
+        assert report.written.inserted == len(PLACES)
+        with urllib.request.urlopen(url) as response:
+            assert response.status == 200
+            layers = mapbox_vector_tile.decode(response.read())
+        names = [f["properties"].get("name") for layer in layers.values() for f in layer["features"]]
+        assert PLACES[0][1] in names
