@@ -133,6 +133,63 @@ def timed(fn, tiles) -> tuple[list[float], list[int]]:
     return seconds, sizes
 
 
+def http_pass(args, store: Store, grid, tiles, zooms) -> dict:
+    """The same cold tiles and /stats by grid through the whole app over HTTP (uvicorn, one client)."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from gis.app.factory import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = Settings(
+        DatabaseSettings(database_url=args.database_url, schema_name=args.schema),
+        ServerSettings(port=port, tile_cache_dir=None, base_url=f"http://127.0.0.1:{port}"),
+    )
+    app = create_app(settings, store)
+    heat = app.state.tiles.engine.heat_tiles
+    for name in args.heatmaps.split(","):
+        heatmap = app.state.tiles.engine.tilesets[f"h3_{name}"].heat[0]
+        version = app.state.tiles.engine.layer_versions.get(heatmap.source, 0)
+        for res in {heatmap.resolution(grid.web_zoom(z)) for z in zooms}:
+            heat.warm(heatmap, res, version)  # per data version, as after any write
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    out: dict = {}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+            for name in args.heatmaps.split(","):
+                def get(z, x, y, name=name):
+                    response = client.get(f"/collections/h3_{name}/tiles/WebMercatorQuad/{z}/{y}/{x}")
+                    assert response.status_code in (200, 204), response.text[:200]
+                    return response.content
+
+                s = summary(f"http-h3_{name}", *timed(get, tiles))
+                out[f"h3_{name}"] = s
+                say(f"  HTTP h3_{name:16} p50 {s['p50_ms']:6.2f} ms  p95 {s['p95_ms']:6.2f} ms  "
+                    f"{s['tiles_per_s']:7.1f} tiles/s (cold tiles, one client)")
+            for indicator in ("residents", "urban_components"):
+                def stats(indicator=indicator):
+                    response = client.get("/stats", params={"indicator": indicator, "by": "grid"})
+                    assert response.status_code == 200, response.text[:200]
+                    return response.content
+
+                s = summary(f"http-stats-{indicator}", timed(stats, [()] * 7)[0])
+                out[f"stats_by_grid_{indicator}"] = s
+                say(f"  HTTP /stats {indicator} by grid: p50 {s['p50_ms']} ms, max {s['max_ms']} ms (goal <= 200)")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+    return out
+
+
 def timed_pair(first, second, tiles):
     """Both renderers on every tile, alternating which goes first."""
     a: tuple[list[float], list[int]] = ([], [])
@@ -157,6 +214,7 @@ def main() -> int:
     parser.add_argument("--sql-per-zoom", type=int, default=6, help="tiles per zoom for the per-tile SQL path")
     parser.add_argument("--heatmaps", default="residents,urban_components,floor_area")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--no-http", dest="http", action="store_false", help="skip the pass over HTTP")
     args = parser.parse_args()
 
     first, last = (int(v) for v in args.zooms.split("-"))
@@ -221,6 +279,9 @@ def main() -> int:
             f"p95 {'meets' if run['onemap']['p95_ms'] <= 50 else 'misses'} 50 ms")
     with store.engine.begin() as conn:
         conn.execute(text(f'DROP TABLE IF EXISTS "{store.schema}".{BOUND_TABLE}'))
+
+    if args.http:
+        results["http"] = http_pass(args, store, grid, tiles, zooms)
 
     from gis.stats.indicators import Indicators
 
