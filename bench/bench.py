@@ -384,7 +384,7 @@ def ratio_lines(run: Run) -> list[tuple[str, str, bool | None]]:
 
 
 def table(run: Run) -> str:
-    head = ("server", "phase", "c", "tiles/s", "p50 ms", "p95 ms", "p99 ms", "bytes/tile", "errors", "tiles")
+    head = ("server", "phase", "c", "tiles/s", "p50 ms", "p95 ms", "p99 ms", "bytes/tile", "errors", "tiles", "load")
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in run.shown():
         tiles_note = f"{r['tiles']}" + ("" if r.get("complete", True) else " (time cap)")
@@ -392,7 +392,7 @@ def table(run: Run) -> str:
             tiles_note += f", median of {r['of']} runs"
         lines.append("| " + " | ".join([
             r["server"], r["phase"], str(r["c"]), f"{r['tiles_s']:.1f}", f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}",
-            f"{r['p99_ms']:.1f}", f"{r['bytes_per_tile']:.0f}", str(r["errors"]), tiles_note]) + " |")
+            f"{r['p99_ms']:.1f}", f"{r['bytes_per_tile']:.0f}", str(r["errors"]), tiles_note, str(r.get("load1", ""))]) + " |")
     return "\n".join(lines)
 
 
@@ -409,6 +409,7 @@ def report(run: Run) -> None:
         f"1-minute load average after each walk: {min(r['load1'] for r in run.rows)} to {max(r['load1'] for r in run.rows)}",
         "",
         table(run),
+        "(load: the machine's 1-minute load average after the walk; the machine is shared and has 2 CPUs)",
         "",
         "goals (ratios from this run):",
     ]
