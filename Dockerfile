@@ -1,10 +1,17 @@
 # OneMap service image. Build: docker build -t onemap .   Run: see README.md ("Deployment").
+
+# The wall display's MapLibre GL JS comes from the npm registry at build time, never a CDN.
+FROM node:20-slim AS web
+WORKDIR /web
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 FROM python:3.12-slim
 
 # mod_spatialite for the embedded GeoPackage store; pyproj/rasterio/shapely wheels bundle
-# their own PROJ/GDAL/GEOS, so nothing else is needed at run time.
+# their own PROJ/GDAL/GEOS. The CJK font is what the wall's label glyphs are rendered from.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libsqlite3-mod-spatialite \
+ && apt-get install -y --no-install-recommends libsqlite3-mod-spatialite fonts-wqy-microhei \
  && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,6 +32,7 @@ COPY pyproject.toml README.md pygeoapi-config.yml ./
 COPY layers ./layers
 COPY gis ./gis
 COPY tiles ./tiles
+COPY --from=web /web/node_modules/maplibre-gl/dist ./node_modules/maplibre-gl/dist
 RUN pip install --no-deps -e . \
  && mkdir -p /data /app/data \
  && chown onemap:onemap /data /app/data

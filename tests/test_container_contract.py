@@ -147,11 +147,20 @@ def healthcheck_url(argv: list[str]) -> str:
 
 
 def test_base_image_is_python_312_slim(docker):
-    keyword, args = docker["steps"][0]
+    keyword, _ = docker["steps"][0]
     assert keyword == "FROM", "the first instruction must be FROM"
-    image = args.split()[0]
+    stages = docker["by_kind"]["FROM"]
+    image = stages[-1].split()[0]  # the service stage is the last one
     assert image == "python:3.12-slim" or image.startswith("python:3.12-slim@"), image
-    assert len(docker["by_kind"]["FROM"]) == 1, "one stage: the contract below is about that stage"
+    # any earlier stage only builds assets (MapLibre from the npm registry), never the service
+    assert all(stage.split()[0].startswith("node:") for stage in stages[:-1]), stages
+
+
+def test_the_wall_gets_maplibre_from_npm_and_a_cjk_font(docker):
+    runs = " ".join(docker["by_kind"]["RUN"])
+    assert "npm ci" in runs and "fonts-wqy-microhei" in runs
+    copies = docker["by_kind"]["COPY"]
+    assert any("--from=" in c and "maplibre-gl/dist" in c for c in copies), copies
 
 
 def test_runs_as_a_non_root_user(docker):
