@@ -11,7 +11,7 @@ DEMO_SCALE  ?= 0.05
 PYTEST_ARGS ?=
 DISRUPTIVE  ?= 1
 # test-only direct dependencies: the lock adds them (and what they pull in) to the runtime pins
-TEST_DEPS   := pytest pytest-timeout httpx OWSLib playwright schemathesis
+TEST_DEPS   := pytest pytest-timeout httpx OWSLib playwright pyrosm schemathesis
 
 export VENV
 
