@@ -145,26 +145,38 @@ def _create_stage(store: Store, conn: Connection, layer_id: str, columns: list[s
 
 def _write(store: Store, conn: Connection, into: str, columns: list[str], layer: Layer, ids, rows: Checked,
            which: list[int], step: Callable[[int], None]) -> None:
-    """Rows `which` (indexes into `rows`) into table `into`, in chunks: COPY, or one executemany."""
+    """Rows `which` (indexes into `rows`) into table `into`, in chunks: one COPY streamed chunk
+    by chunk (PostgreSQL stores a chunk while the next is prepared), or an executemany each."""
+    if not which:
+        return
     names = columns[2:-2]
     quoted = ", ".join(f'"{n}"' for n in columns)
     types = {a.name: a.type for a in layer.attributes}
-    for start in range(0, len(which), CHUNK):
-        part = which[start:start + CHUNK]
-        geoms = rows.geoms[part]
-        values = [
-            [ids[i] for i in part],
-            [rows.source_ids[i] for i in part],
-            *(_stored([rows.columns[n][i] for i in part], types[n], store.postgis) for n in names),
-            hexagons.cells(geoms),
-            store.backend.geom_values(geoms),
-        ]
-        if store.postgis:
-            _copy(conn, into, quoted, values, [None, AttrType.string, *(types[n] for n in names), None, None])
-        else:
-            marks = ", ".join("?" for _ in values)
-            conn.exec_driver_sql(f"INSERT INTO {into} ({quoted}) VALUES ({marks})", list(zip(*values)))
-        step(len(part))
+    kinds = [None, AttrType.string, *(types[n] for n in names), None, None]
+
+    def chunks():
+        for start in range(0, len(which), CHUNK):
+            part = which[start:start + CHUNK]
+            geoms = rows.geoms[part]
+            yield len(part), [
+                [ids[i] for i in part],
+                [rows.source_ids[i] for i in part],
+                *(_stored([rows.columns[n][i] for i in part], types[n], store.postgis) for n in names),
+                hexagons.cells(geoms),
+                store.backend.geom_values(geoms),
+            ]
+
+    if store.postgis:
+        raw = conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {into} ({quoted}) FROM STDIN") as copy:
+            for count, values in chunks():
+                copy.write(_copy_text(values, kinds))
+                step(count)
+        return
+    marks = ", ".join("?" for _ in columns)
+    for count, values in chunks():
+        conn.exec_driver_sql(f"INSERT INTO {into} ({quoted}) VALUES ({marks})", list(zip(*values)))
+        step(count)
 
 
 def _stored(values: list, kind: AttrType, postgis: bool) -> list:
@@ -180,13 +192,9 @@ def _stored(values: list, kind: AttrType, postgis: bool) -> list:
     return values
 
 
-def _copy(conn: Connection, into: str, quoted: str, columns: list[list], kinds: list) -> None:
+def _copy_text(columns: list[list], kinds: list) -> str:
     texts = [_copy_column(values, kind) for values, kind in zip(columns, kinds)]
-    data = "\n".join(map("\t".join, zip(*texts))) + "\n"
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur:
-        with cur.copy(f"COPY {into} ({quoted}) FROM STDIN") as copy:
-            copy.write(data)
+    return "\n".join(map("\t".join, zip(*texts))) + "\n"
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
