@@ -21,8 +21,10 @@ from tests.oracle import read_layer
 K = 10
 ZOOMS = (8, 10, 12)
 # indicator -> (source layer, its condition as a client's CQL2 filter); people are unpublished
-# (cameras are left out: the public sees neither them nor their aggregates, layers/roles)
+# (test sessions run under tests/roles/mechanics.yml, where the anonymous caller sees cameras)
 INDICATORS = {
+    "cameras": ("cameras", None),
+    "cameras_offline": ("cameras", "status = 'offline'"),
     "schools": ("key_places", "category IN ('school', 'kindergarten')"),
     "key_places": ("key_places", None),
     "urban_components": ("urban_components", None),
@@ -62,7 +64,7 @@ def truth(store, layer: str, keep=lambda row: True) -> list:
 
 
 @pytest.mark.parametrize("z", ZOOMS)
-@pytest.mark.parametrize("indicator", ["schools", "key_places", "urban_components", "buildings"])
+@pytest.mark.parametrize("indicator", ["cameras", "cameras_offline", "schools", "key_places", "urban_components", "buildings"])
 def test_hexagon_counts_add_up_to_stats_and_number_matched(http, city, indicator, z):
     layer, condition = INDICATORS[indicator]
     cells = hexagons(http, f"/collections/h3_{indicator}/tiles", f"h3_{indicator}", city, z)
