@@ -113,7 +113,9 @@ def flush(store: Store, timeout: float = 10.0) -> None:
         writer.drain(timeout)
 
 
-def _append(store: Store, conn: Connection, fields: dict) -> None:
+def _append(store: Store, conn: Connection, fields: dict | list[dict]) -> None:
+    """Chain and insert entries after the current tip, holding the log's write lock."""
+    batch = fields if isinstance(fields, list) else [fields]
     table = tables_for(store).audit
     if store.postgis:
         # one appender at a time across processes: the chain has exactly one tip
@@ -123,8 +125,13 @@ def _append(store: Store, conn: Connection, fields: dict) -> None:
         conn.execute(text(f'DELETE FROM "{AUDIT}" WHERE 0'))
     tip = conn.execute(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).one_or_none()
     seq, prev = (tip[0] + 1, tip[1]) if tip is not None else (1, GENESIS)
-    row = {**fields, "seq": seq}
-    conn.execute(table.insert().values(**row, prev_hash=prev, hash=entry_hash(prev, row)))
+    rows = []
+    for entry in batch:
+        row = {**entry, "seq": seq}
+        row["prev_hash"], row["hash"] = prev, entry_hash(prev, row)
+        rows.append(row)
+        seq, prev = seq + 1, row["hash"]
+    conn.execute(table.insert(), rows)
 
 
 class _Writer:
@@ -164,8 +171,7 @@ class _Writer:
         for attempt in range(20):
             try:
                 with self.store.engine.begin() as conn:
-                    for fields in batch:
-                        _append(self.store, conn, fields)
+                    _append(self.store, conn, batch)  # one lock, one tip read, one insert per batch
                 return
             except OperationalError as err:  # SQLite busy: another writer held the lock
                 LOG.info("audit append retry %d: %s", attempt, str(err).splitlines()[0])
