@@ -28,16 +28,9 @@ JWT_AUDIENCE = "onemap"
 def security_server(store, roles_file: Path = SHIPPED_ROLES, **server):
     """The whole app on `store`, under `roles_file`, accepting HS256 JWTs from the test issuer."""
     port = free_port()
-    settings = settings_for(
-        store.settings.database.database_url,
-        port=port,
-        roles_file=roles_file,
-        oidc_issuer=JWT_ISSUER,
-        oidc_audience=JWT_AUDIENCE,
-        oidc_key=JWT_SECRET,
-        oidc_algorithms=["HS256"],
-        **server,
-    )
+    options = {"oidc_issuer": JWT_ISSUER, "oidc_audience": JWT_AUDIENCE, "oidc_key": JWT_SECRET,
+               "oidc_algorithms": ["HS256"], **server}
+    settings = settings_for(store.settings.database.database_url, port=port, roles_file=roles_file, **options)
     settings.server.base_url = f"http://127.0.0.1:{port}"
     app = create_app(settings, store)
     with LiveServer(app, port) as live:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from gis.cli import main
 from tests.oracle import read_layer
-from tests.security_support import api_key, client, jwt_token, security_server
+from tests.security_support import JWT_AUDIENCE, JWT_ISSUER, JWT_SECRET, api_key, client, jwt_token, security_server
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +125,51 @@ def test_only_the_wall_may_send_its_token_in_the_url(server, store):
         assert tile.status_code in (200, 204)
         assert_401(http.get("/collections", params={"token": api_key(store, "staff")}), "URL")
         assert_401(http.get("/collections", params={"token": wall}, headers={"Authorization": f"Bearer {wall}"}), "once")
+
+
+@pytest.fixture(scope="module")
+def jwks(tmp_path_factory):
+    """An identity provider's JWKS document on a local HTTP server, and its private key."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    document = json.dumps({"keys": [{**public, "kid": "k1", "use": "sig", "alg": "RS256"}]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}/jwks.json", key
+    httpd.shutdown()
+
+
+def test_jwts_signed_by_the_identity_providers_jwks_keys(store, jwks):
+    import jwt
+
+    url, key = jwks
+    now = dt.datetime.now(dt.UTC)
+    claims = {"iss": JWT_ISSUER, "aud": JWT_AUDIENCE, "sub": "u1", "exp": now + dt.timedelta(minutes=5), "onemap_role": "admin"}
+    good = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k1"})
+    unknown_kid = jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k9"})
+    hs_confusion = jwt.encode(claims, JWT_SECRET, algorithm="HS256", headers={"kid": "k1"})
+    with security_server(store, oidc_key=None, oidc_jwks_url=url, oidc_algorithms=["RS256"]) as base:
+        with client(base, good) as http:
+            assert "population" in collections(http)
+        with client(base, unknown_kid) as http:
+            assert_401(http.get("/collections"), "signing key")
+        with client(base, hs_confusion) as http:
+            assert_401(http.get("/collections"))

@@ -46,10 +46,10 @@ def callers(server, store, street):
         c.close()
 
 
-def collections(http) -> set[str]:
+def collections(http, aggregates: bool = False) -> set[str]:
     response = http.get("/collections")
     assert response.status_code == 200
-    return {c["id"] for c in response.json()["collections"] if not c["id"].startswith("agg_")}
+    return {c["id"] for c in response.json()["collections"] if aggregates or not c["id"].startswith("agg_")}
 
 
 # -- Features: which collections exist ---------------------------------------------------------------
@@ -60,6 +60,11 @@ def test_each_role_lists_exactly_the_layers_it_may_read(callers, store):
     assert collections(callers["public"]) == everything - {"cameras", "population"}
     assert collections(callers["staff"]) == everything - {"population"}
     assert collections(callers["admin"]) == everything
+    # aggregate collections follow their indicator's rights: no camera counts for the public
+    public_aggregates = {c for c in collections(callers["public"], True) if c.startswith("agg_")}
+    staff_aggregates = {c for c in collections(callers["staff"], True) if c.startswith("agg_")}
+    assert not {c for c in public_aggregates if c.startswith(("agg_cameras", "agg_key_persons"))}
+    assert {c for c in staff_aggregates if c.startswith("agg_cameras")}
 
 
 @pytest.mark.parametrize("suffix", ["", "/items", "/items/1", "/queryables", "/schema", "/items?f=html"])
