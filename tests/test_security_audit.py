@@ -138,3 +138,16 @@ def test_edits_write_their_entry_in_their_own_transaction(log_store):
         audit.record(log_store, "edit.update", "urban_components/1", features=1, principal=who, conn=conn)
     assert [e.action for e in audit.entries(log_store)] == ["edit.update"]
     assert audit.verify(log_store).ok
+
+
+def test_an_anchor_kept_elsewhere_reveals_deleted_newest_entries(log_store):
+    fill(log_store, 6)
+    env = {"ONEMAP_DATABASE_URL": log_store.settings.database.database_url, "ONEMAP_SCHEMA_NAME": log_store.settings.database.schema_name}
+    anchor = CliRunner().invoke(main, ["audit", "tip"], env=env).output.strip()
+    assert anchor.startswith("6:")
+    fill(log_store, 2)
+    assert CliRunner().invoke(main, ["audit", "verify", "--anchor", anchor], env=env).exit_code == 0
+    without_triggers(log_store, f"DELETE FROM {table(log_store)} WHERE seq >= 5")
+    assert verify(log_store).exit_code == 0  # a shorter chain is still a valid chain...
+    result = CliRunner().invoke(main, ["audit", "verify", "--anchor", anchor], env=env)
+    assert result.exit_code == 1 and "entry 6" in result.output and "deleted" in result.output  # ...but not the anchored one

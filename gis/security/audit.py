@@ -234,9 +234,21 @@ class Verdict:
     problems: list[str]
 
 
-def verify(store: Store) -> Verdict:
-    """Recompute the chain; every break is named (a changed entry, a gap, a reordering)."""
+def tip(store: Store) -> str:
+    """`seq:hash` of the newest entry: an anchor to keep outside the database."""
+    table = tables_for(store).audit
+    with store.engine.connect() as conn:
+        row = conn.execute(select(table.c.seq, table.c.hash).order_by(table.c.seq.desc()).limit(1)).one_or_none()
+    return f"0:{GENESIS}" if row is None else f"{row[0]}:{row[1]}"
+
+
+def verify(store: Store, anchor: str | None = None) -> Verdict:
+    """Recompute the chain; every break is named (a changed entry, a gap, a reordering). With an
+    `anchor` (`seq:hash` from `tip()`, kept elsewhere) also that entry must still be there, as it
+    was: removing the newest entries leaves a valid but shorter chain, which only an anchor shows."""
     problems: list[str] = []
+    anchor_seq, anchor_hash = _anchor(anchor) if anchor else (None, None)
+    anchor_found = anchor_seq == 0
     prev_hash, expected_seq, checked = GENESIS, 1, 0
     for entry in _all(store):
         checked += 1
@@ -247,8 +259,21 @@ def verify(store: Store) -> Verdict:
         fields = {name: getattr(entry, name) for name in FIELDS}
         if entry_hash(entry.prev_hash, fields) != entry.hash:
             problems.append(f"entry {entry.seq}: its content does not match its hash (it was changed)")
+        if entry.seq == anchor_seq:
+            anchor_found = True
+            if entry.hash != anchor_hash:
+                problems.append(f"entry {entry.seq}: differs from the anchor kept for it (the log was rewritten up to it)")
         prev_hash, expected_seq = entry.hash, entry.seq + 1
+    if anchor_seq is not None and not anchor_found:
+        problems.append(f"entry {anchor_seq} of the anchor is gone: the newest entries were deleted")
     return Verdict(not problems, checked, problems)
+
+
+def _anchor(text_: str) -> tuple[int, str]:
+    seq, _, digest = text_.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise ValueError(f"an anchor is SEQ:HASH as `onemap audit tip` prints it, not {text_[:80]!r}")
+    return int(seq), digest
 
 
 def _all(store: Store) -> Iterator[Entry]:

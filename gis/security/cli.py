@@ -118,13 +118,27 @@ def audit(ctx, subject, role, action, target, since, until, limit, as_csv, datab
             e.seq, e.at, e.subject, e.role, e.token_kind, e.action, e.target, e.bbox, e.filter, e.features)))
 
 
-@audit.command("verify")
+@audit.command("tip")
 @click.option("--database-url", envvar="ONEMAP_DATABASE_URL", default=None)
-def verify(database_url) -> None:
+def tip(database_url) -> None:
+    """Print SEQ:HASH of the newest entry: keep it elsewhere, and pass it to `verify --anchor`."""
+    _, store = _store(database_url)
+    try:
+        click.echo(audit_log.tip(store))
+    finally:
+        store.close()
+
+
+@audit.command("verify")
+@click.option("--anchor", default=None, help="SEQ:HASH from an earlier `onemap audit tip`: detects deleted newest entries")
+@click.option("--database-url", envvar="ONEMAP_DATABASE_URL", default=None)
+def verify(anchor, database_url) -> None:
     """Recompute the hash chain; exit 1 naming every changed, deleted or reordered entry."""
     _, store = _store(database_url)
     try:
-        verdict = audit_log.verify(store)
+        verdict = audit_log.verify(store, anchor)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--anchor") from None
     finally:
         store.close()
     if verdict.ok:
