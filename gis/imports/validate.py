@@ -177,6 +177,8 @@ def _conformed(geoms: np.ndarray, layer: Layer) -> np.ndarray:
 def _typed(values: list, attribute: Attribute, skip: dict[int, str], refuse) -> list:
     convert = _CONVERTERS[attribute.type]
     enum = set(attribute.enum) if attribute.enum else None
+    if not skip and _already(values, attribute.type) and (enum is None or set(values) <= enum):
+        return values  # the common case, decided in C: every value present, of its type, allowed
     out: list = [None] * len(values)
     for i, value in enumerate(values):
         if i in skip:
@@ -195,6 +197,21 @@ def _typed(values: list, attribute: Attribute, skip: dict[int, str], refuse) -> 
             continue
         out[i] = typed
     return out
+
+
+_NATIVE = {AttrType.string: str, AttrType.number: float, AttrType.integer: int, AttrType.boolean: bool}
+
+
+def _already(values: list, kind: AttrType) -> bool:
+    """Every value is already of the attribute's Python type, and none is empty or NaN."""
+    native = _NATIVE.get(kind)
+    if native is None or set(map(type, values)) != {native}:
+        return False
+    if native is str:
+        return "" not in values and not any(map(str.isspace, values))
+    if native is float:
+        return not np.isnan(np.asarray(values, dtype=float)).any() and np.isfinite(np.asarray(values, dtype=float)).all()
+    return True
 
 
 def _string(value) -> str:
@@ -282,6 +299,8 @@ def _source_ids(source: Source, mapping: Mapping, refuse) -> list[str | None]:
         # no key given: the record's place in this file, qualified by the file's name
         return [f"{source.label}#{key}" if not source.label.endswith((".pbf", ".osm")) else key for key in source.keys]
     values, failures = mapping.source_id.column(source.fields, n)
+    if not failures and _already(values, AttrType.string) and len(set(values)) == n:
+        return values  # all present, all text, all different: nothing to say about any row
     ids: list[str | None] = [None] * n
     first: dict[str, int] = {}
     for i, value in enumerate(values):
