@@ -199,3 +199,27 @@ def test_tile_metadata_describes_the_hexagon_layers(http):
     assert set(layer["propertiesSchema"]["properties"]) >= {"cell", "count", "sum", "density"}
     assert "boundingBox" in layer
     assert any(link["rel"] == "item" and "v=" in link["href"] for link in doc["links"])
+
+
+def test_a_role_that_reads_people_sees_their_small_cells_and_the_public_does_not(http, store, live_server, city):
+    from tests.security_support import api_key, client
+
+    lon, lat = centre(city)
+    z = 13
+    cx, cy = tile_of(lon, lat, z)
+    paths = [f"/collections/h3_key_persons/tiles/WebMercatorQuad/{z}/{y}/{x}"
+             for x in range(cx - 2, cx + 3) for y in range(cy - 2, cy + 3)]
+
+    def counts(session) -> list[int]:
+        found = []
+        for path in paths:
+            response = session.get(path)
+            assert response.status_code in (200, 204)
+            found += [f["properties"]["count"] for f in decode(response.content).get("h3_key_persons", {}).values()]
+        return found
+
+    with client(live_server, api_key(store, "admin")) as admin:
+        full = counts(admin)
+    public = counts(http)
+    assert any(c < K for c in full), "the admin reads population: no cell is withheld from them"
+    assert all(c >= K for c in public) and sum(public) < sum(full)

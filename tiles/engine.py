@@ -5,6 +5,11 @@ which carries every published layer within its zoom range. The engine picks the 
 backend (PostGIS: ST_AsMVT in the database; GeoPackage: Python), applies the size budget the same
 way for both, and reports what it did. Caching, single-flight and HTTP live above it (tiles.cache,
 tiles.api); this module is synchronous and runs in a worker thread.
+
+On PostGIS tiles take their own connections (`tile_engine`): autocommit (no BEGIN/ROLLBACK around
+the one statement), no pre-ping (a dead connection costs one retry on a fresh one instead of a
+`SELECT 1` per tile), no parallel workers (row order, hence bytes and ETag, do not depend on them).
+psycopg prepares a statement it has run five times on a connection, so a tile is one round trip.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Engine, create_engine
+from sqlalchemy.exc import DBAPIError
 
 from gis.catalog import Layer
 from gis.security.principal import current
@@ -28,6 +34,26 @@ from tiles.matrix import Grid
 from tiles.plan import LayerPlan, Rendered, TilePlan, moduli
 
 DATASET = "onemap"
+
+
+def tile_engine(store: Store) -> Engine:
+    """The lean connections tiles render on (PostGIS); the store's own engine elsewhere."""
+    if not store.postgis:
+        return store.engine
+    db = store.settings.database
+    options = (
+        f"-c statement_timeout={db.statement_timeout_ms} -c search_path={store.schema},public"
+        " -c max_parallel_workers_per_gather=0 -c jit=off"
+    )
+    return create_engine(
+        store.engine.url,
+        pool_size=db.pool_size,
+        max_overflow=db.pool_size,
+        pool_pre_ping=False,
+        pool_timeout=10,
+        isolation_level="AUTOCOMMIT",
+        connect_args={"options": options, "connect_timeout": 5, "application_name": "onemap-tiles"},
+    )
 
 
 class UnknownTileset(KeyError):
@@ -93,6 +119,7 @@ class TileEngine:
         self.store = store
         self.budget = budget
         self.heat_tiles = HeatTiles(store, k)
+        self.db = tile_engine(store)
         self.layer_versions: dict[str, int] = {}  # set by the tile service: city-wide cells are per version
         published = tuple(layer for layer in store.catalog.published)
         under = heatmaps.under_layer if heatmaps else {}
@@ -155,12 +182,18 @@ class TileEngine:
                 if layer.zoom.min <= web_zoom <= layer.zoom.max and not protected:
                     h = heat[layer.id]
                     version = self.layer_versions.get(h.source, 0)
-                    heat_plans.append(HeatPlan(h, h.resolution(web_zoom), version, clause))
+                    # suppression is lifted only for roles that read the layer's features (gis.security)
+                    individual = current().individual_access(h.source)
+                    heat_plans.append(HeatPlan(h, h.resolution(web_zoom), version, clause, individual))
                 continue
             rules = detail(layer, web_zoom)
             if rules is not None:
                 layers.append(LayerPlan(layer, self.store.tables[layer.id], rules, clause))
         return TilePlan(grid, z, x, y, tuple(layers), tuple(heat_plans))
+
+    def close(self) -> None:
+        if self.db is not self.store.engine:
+            self.db.dispose()
 
     def render(self, plan: TilePlan, job: RenderJob | None = None) -> Rendered:
         """Render within the budget: retry with the deterministic id thinning until the tile fits."""
@@ -168,7 +201,17 @@ class TileEngine:
             return Rendered(b"", {})
         if not plan.layers and self.heat_tiles.from_city_cells(plan.heat):
             return self.heat_tiles.render(None, plan, list(plan.heat))  # no connection taken per tile
-        with self.store.engine.connect() as conn:
+        try:
+            return self._render(plan, job)
+        except DBAPIError as err:
+            # without pre-ping a pooled connection may have died (server restart): SQLAlchemy has
+            # discarded it and the pool with it; one more try runs on a fresh connection
+            if not err.connection_invalidated or (job is not None and job.cancelled):
+                raise
+            return self._render(plan, job)
+
+    def _render(self, plan: TilePlan, job: RenderJob | None) -> Rendered:
+        with self.db.connect() as conn:
             if job is not None:
                 job.attach(conn.connection.driver_connection)
             try:
