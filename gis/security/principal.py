@@ -17,7 +17,7 @@ from functools import lru_cache
 from sqlalchemy import ColumnElement, Table, or_
 
 from gis.catalog import Attribute, Layer
-from gis.security.roles import Policy, Right, Role, attribute_view, is_sensitive
+from gis.security.roles import Policy, Right, Role, attribute_view
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,6 @@ class Principal:
         """(attribute, masked) pairs the principal sees of the layer; see roles.attribute_view."""
         return attribute_view(self.rights, layer)
 
-    def masks_or_withholds(self, layer: Layer) -> bool:
-        """True when some attribute of the layer is masked or absent for this principal."""
-        return len(layer.attributes) != sum(1 for _, masked in self.attributes(layer) if not masked)
-
     # -- areas -------------------------------------------------------------------------------------
 
     @property
@@ -111,9 +107,6 @@ class Principal:
     def audited(self) -> bool:
         """Every request under this principal's token goes to the audit log."""
         return self.rights.audited and self.token_kind != "anonymous"
-
-    def reads_sensitive(self, layer: Layer) -> bool:
-        return is_sensitive(layer)
 
 
 _current: ContextVar[Principal | None] = ContextVar("onemap_principal", default=None)
