@@ -27,7 +27,7 @@ from sqlalchemy import and_, func, select, true
 
 from gis import hexagons
 from gis.features import cql
-from gis.stats import aggregate as stats_aggregate
+from gis.stats.aggregate import suppress
 from gis.storage.store import Store
 from tiles.heatmap import Heatmap
 
@@ -119,9 +119,7 @@ def visible_cells(heatmap: Heatmap, res: int, rows: Rows, k: int, individual_acc
     if not heatmap.protected or individual_access:
         return rows, 0, 0
     keyed = [(h3.int_to_str(int(c)), float(v)) for c, v in zip(rows.cell, rows.value())]
-    # /stats' own rule, by its own function (public as `suppress` once the stats change lands)
-    rule = getattr(stats_aggregate, "suppress", None) or stats_aggregate._suppress
-    answer = rule(heatmap.indicator, "h3", res, k, keyed)
+    answer = suppress(heatmap.indicator, "h3", res, k, keyed)  # /stats' own rule, by its own function
     shown = np.array(sorted(h3.str_to_int(key) for key, _ in answer.groups), dtype=np.int64)
     return rows.take(np.isin(rows.cell, shown)), answer.suppressed_groups, answer.suppressed_value
 
