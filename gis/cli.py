@@ -56,6 +56,7 @@ def serve(host: str, port: int, workers: int, database_url: str | None, log_leve
     if database_url:
         os.environ["ONEMAP_DATABASE_URL"] = database_url
     click.echo(f"OneMap serving on http://{host}:{port}/ ({workers} worker{'s' if workers > 1 else ''})")
+    _listen_with_nodelay(uvicorn.Config)
     uvicorn.run(
         "gis.app.asgi:app_factory",
         factory=True,
@@ -65,6 +66,24 @@ def serve(host: str, port: int, workers: int, database_url: str | None, log_leve
         log_level=log_level,
         proxy_headers=True,
     )
+
+
+def _listen_with_nodelay(config_class) -> None:
+    """With --workers > 1 uvicorn binds the shared socket as socket(AF_INET, SOCK_STREAM), proto 0;
+    accepted sockets inherit proto 0 and asyncio sets TCP_NODELAY only on IPPROTO_TCP sockets, so
+    every keep-alive response (headers, then body) waited ~40 ms for the client's delayed ACK.
+    Re-wrapping the bound socket as IPPROTO_TCP (the same socket) restores asyncio's default."""
+    import socket
+
+    bind = config_class.bind_socket
+
+    def bind_tcp(self):
+        sock = bind(self)
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and sock.proto != socket.IPPROTO_TCP:
+            sock = socket.socket(sock.family, sock.type, socket.IPPROTO_TCP, fileno=sock.detach())
+        return sock
+
+    config_class.bind_socket = bind_tcp
 
 
 @main.command("config")

@@ -65,6 +65,13 @@ class ServerSettings(BaseSettings):
     count_cache_seconds: float = Field(
         default=300.0, ge=0, description="how long an exact numberMatched is reused for one filter"
     )
+
+    @field_validator("tile_cache_dir", mode="before")
+    @classmethod
+    def _empty_is_memory_only(cls, value):
+        # Path("") is Path("."): an empty ONEMAP_TILE_CACHE_DIR would put the cache in the working directory
+        return None if isinstance(value, str) and not value.strip() else value
+
     edit_require_if_match: bool = Field(
         default=True,
         description="PUT/PATCH/DELETE need If-Match (428 without); false lets clients that send none "

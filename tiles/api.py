@@ -122,8 +122,10 @@ class TileService:
         layer_versions = {layer.id: meta[layer.id].version for layer in self.store.catalog if layer.id in meta}
         self.cache.sync(layer_versions, self.engine.tilesets_with)
         self.engine.layer_versions = layer_versions
+        # URLs carry the version the cache matches: a write not yet reflected in it is not immutable
+        covered = {layer: self.cache.covered(layer, v) for layer, v in layer_versions.items()}
         self.versions = {
-            t.id: sum(layer_versions.get(source, 0) for source in t.sources) for t in self.engine.tilesets.values()
+            t.id: sum(covered.get(source, 0) for source in t.sources) for t in self.engine.tilesets.values()
         }
         self._last_sync = time.monotonic()
 
@@ -327,15 +329,22 @@ class TileService:
         return self._produce(key, lambda: self.engine.plan(tileset_id, grid, z, x, y), RenderJob())
 
     def _produce(self, key: Key, plan_factory, job: RenderJob) -> Entry:
-        token = self.cache.token()
-        entry = self.cache.get(key)  # the disk cache, or another process's render
+        entry, token = self.cache.lookup(key)  # the disk cache, or another process's render
         if entry is not None:
             return entry
-        rendered = self.engine.render(plan_factory(), job)
-        data = b"" if rendered.empty else rendered.data
-        entry = Entry(data, _etag(data), rendered.step)
-        self.cache.put(key, entry, token)
+        with self.cache.flight(key) as entry:  # another process rendering it: its tile, when done
+            if entry is not None:
+                return entry
+            rendered = self.engine.render(plan_factory(), job)
+            data = b"" if rendered.empty else rendered.data
+            entry = Entry(data, _etag(data), rendered.step)
+            self.cache.put(key, entry, token)
         return entry
+
+    def close(self) -> None:
+        """Store the tiles still queued for the disk and close the tile connections."""
+        self.cache.flush()
+        self.engine.close()
 
     # -- JSON documents -------------------------------------------------------------------------------
 

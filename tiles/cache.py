@@ -9,13 +9,27 @@ the new data version, and the touched ones are rendered again.
 Several worker processes share the disk file. Each write is also appended to an invalidation log in
 that file; `sync()` (run by each process every second, and at once when a request names a data
 version the process has not seen) replays other processes' entries onto its memory LRU. A data
-version that moved with no logged invalidation (a bulk reload) drops all of that layer's tiles.
+version that moved with no logged invalidation (a bulk reload) drops all of that layer's tiles, once
+it has stayed unexplained for `grace` seconds: a writer commits first and invalidates right after,
+so a poll landing between the two must not mistake the edit for a reload.
+
+The miss path stays off the disk's write lock: rendered tiles are written behind, in batches, by
+one thread per process (`DiskCache.put` queues; an invalidation logged meanwhile voids the queued
+tiles, as before). Concurrent misses on one tile in different processes meet on a byte-range lock
+in `tiles.locks` (`TileCache.flight`): the first renders, the others wait and read its tile from
+the disk instead of running the query again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import os
+import queue
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -103,6 +117,9 @@ class DiskCache:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
+        self._queue: queue.Queue = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
 
@@ -116,43 +133,81 @@ class DiskCache:
         return conn
 
     def get(self, key: Key) -> Entry | None:
+        return self.lookup(key)[0]
+
+    def lookup(self, key: Key) -> tuple[Entry | None, int]:
+        """The tile if stored, and the invalidation log's last seq: one statement, one snapshot."""
         row = self._conn().execute(
-            "SELECT data, etag, thinned FROM tiles WHERE tileset=? AND tms=? AND z=? AND x=? AND y=? AND filter=?",
+            "SELECT s.m, t.data, t.etag, t.thinned FROM (SELECT coalesce(max(seq), 0) AS m FROM invalidations) s"
+            " LEFT JOIN tiles t ON t.tileset=? AND t.tms=? AND t.z=? AND t.x=? AND t.y=? AND t.filter=?",
             key,
         ).fetchone()
-        return None if row is None else Entry(bytes(row[0]), row[1], row[2])
+        return (None if row[1] is None else Entry(bytes(row[1]), row[2], row[3])), row[0]
 
     def put(self, key: Key, entry: Entry, seq: int) -> None:
-        """Store unless some process logged an invalidation since `seq` (the tile may be stale)."""
-        self._conn().execute(
-            "INSERT OR REPLACE INTO tiles SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
-            " WHERE (SELECT coalesce(max(seq), 0) FROM invalidations) = ?",
-            (*key, entry.etag, entry.thinned, entry.data, seq),
-        )
+        """Queue for storing unless some process logs an invalidation after `seq` (the tile may be
+        stale then); the writer thread stores queued tiles in batches, one transaction each."""
+        self._queue.put((*key, entry.etag, entry.thinned, entry.data, seq))
+        if self._writer is None:
+            with self._writer_lock:
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write_behind, name="tile-cache-writer", daemon=True)
+                    self._writer.start()
 
-    def drop_ranges(self, ranges: Iterable[tuple[str, str, int, int, int, int, int]]) -> None:
-        """Delete tiles in (tileset, tms, z, xmin, ymin, xmax, ymax) ranges, in one transaction."""
+    def flush(self) -> None:
+        """Wait until every queued tile is stored (or voided by an invalidation)."""
+        if self._writer is not None:
+            self._queue.join()
+
+    def _write_behind(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < 500:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                conn = self._conn()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany(
+                        "INSERT OR REPLACE INTO tiles SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?"
+                        " WHERE (SELECT coalesce(max(seq), 0) FROM invalidations) = ?",
+                        batch,
+                    )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+            except Exception:  # a cache write lost costs one re-render, never a wrong tile
+                pass
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+
+    def invalidate(self, layer: str, version: int, bbox: BBox | None, tilesets: Iterable[str], ranges) -> None:
+        """Log the invalidation, then delete its tiles, in one transaction: logging first voids every
+        tile rendered before it that is still queued or about to be (their seq is older)."""
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "DELETE FROM tiles WHERE tileset=? AND tms=? AND z=? AND x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
-                [(t, g, z, x0, x1, y0, y1) for t, g, z, x0, y0, x1, y1 in ranges],
+            conn.execute(
+                "INSERT INTO invalidations (layer, version, minx, miny, maxx, maxy) VALUES (?, ?, ?, ?, ?, ?)",
+                (layer, version, *(bbox or (None,) * 4)),
             )
+            if bbox is None:
+                conn.executemany("DELETE FROM tiles WHERE tileset=?", [(t,) for t in tilesets])
+            else:
+                conn.executemany(
+                    "DELETE FROM tiles WHERE tileset=? AND tms=? AND z=? AND x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
+                    [(t, g, z, x0, x1, y0, y1) for t, g, z, x0, y0, x1, y1 in ranges],
+                )
+            conn.execute("INSERT OR REPLACE INTO layer_versions VALUES (?, ?)", (layer, version))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-
-    def drop_tilesets(self, tilesets: Iterable[str]) -> None:
-        self._conn().executemany("DELETE FROM tiles WHERE tileset=?", [(t,) for t in tilesets])
-
-    def log(self, layer: str, version: int, bbox: tuple[float, float, float, float] | None) -> int:
-        cur = self._conn().execute(
-            "INSERT INTO invalidations (layer, version, minx, miny, maxx, maxy) VALUES (?, ?, ?, ?, ?, ?)",
-            (layer, version, *(bbox or (None,) * 4)),
-        )
-        return cur.lastrowid
 
     def log_since(self, seq: int) -> list[tuple]:
         return self._conn().execute(
@@ -193,13 +248,24 @@ def touched_ranges(
 class TileCache:
     """Memory LRU over the disk cache, with bbox-exact invalidation shared between processes."""
 
-    def __init__(self, directory: Path | None, memory_bytes: int = 256 * 2**20, reach: Reach | None = None):
+    def __init__(
+        self,
+        directory: Path | None,
+        memory_bytes: int = 256 * 2**20,
+        reach: Reach | None = None,
+        grace: float = 0.5,
+    ):
         self.reach = reach
         self.memory = MemoryLRU(memory_bytes)
         self.disk = DiskCache(directory / "tiles.sqlite") if directory else None
+        self._locks_path = directory / "tiles.locks" if directory else None
+        self._locks_fd: int | None = None
         self._seq = self.disk.last_seq() if self.disk else 0
         self.generation = 0  # bumped by every drop: a render that saw an older one is not cached
         self._covered: dict[str, int] = {}  # per layer: the data version the cache is known to match
+        self.grace = grace
+        self._unexplained: dict[tuple[str, int], float] = {}  # (layer, version) -> first seen, monotonic
+        self._lock = threading.RLock()  # invalidate and sync run in different threads
         # for /metrics (gis.app.metrics): a hit is a tile served from memory or disk, a miss one
         # that had to be rendered; plain ints, a lost increment under a race costs nothing
         self.hits = 0
@@ -218,16 +284,23 @@ class TileCache:
 
     def get(self, key: Key) -> Entry | None:
         """Memory, then disk; a None here means the tile is rendered next (a miss)."""
+        return self.lookup(key)[0]
+
+    def lookup(self, key: Key) -> tuple[Entry | None, tuple[int, int]]:
+        """The cached tile (memory, then disk) or None (a miss: rendered next), and the token that
+        proves, handed back to `put`, that no invalidation came in between."""
+        generation = self.generation
         entry = self.memory.get(key)
+        seq = 0
         if entry is None and self.disk is not None:
-            entry = self.disk.get(key)
+            entry, seq = self.disk.lookup(key)
             if entry is not None:
                 self.memory.put(key, entry)
         if entry is None:
             self.misses += 1
         else:
             self.hits += 1
-        return entry
+        return entry, (generation, seq)
 
     def token(self) -> tuple[int, int]:
         """Taken before rendering, handed back to `put`: proves no invalidation came in between."""
@@ -239,6 +312,39 @@ class TileCache:
         self.memory.put(key, entry)
         if self.disk is not None:
             self.disk.put(key, entry, token[1])
+
+    def flush(self) -> None:
+        if self.disk is not None:
+            self.disk.flush()
+
+    @contextlib.contextmanager
+    def flight(self, key: Key, wait: float = 1.0):
+        """Single-flight across the processes sharing the disk cache. Yields the tile another
+        process rendered while this one waited for it, or None: render it (the lock is held)."""
+        if self._locks_path is None:
+            yield None
+            return
+        if self._locks_fd is None:
+            self._locks_fd = os.open(self._locks_path, os.O_RDWR | os.O_CREAT, 0o644)
+        # a stable hash (Python's is salted per process) picks one byte of 65,536 to lock
+        slot = int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest()) % 65536
+        found = None
+        try:
+            fcntl.lockf(self._locks_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
+        except OSError:  # another process renders this tile (or one sharing its slot): wait for it
+            fcntl.lockf(self._locks_fd, fcntl.LOCK_EX, 1, slot)
+            deadline = time.monotonic() + wait
+            while found is None and self.disk is not None:
+                found, _ = self.disk.lookup(key)  # written behind: give the writer a moment
+                if found is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.005)
+            if found is not None:
+                self.memory.put(key, found)
+        try:
+            yield found
+        finally:
+            fcntl.lockf(self._locks_fd, fcntl.LOCK_UN, 1, slot)
 
     def _drop_memory_ranges(self, ranges) -> None:
         self.generation += 1
@@ -256,23 +362,28 @@ class TileCache:
         self, layer: str, tilesets: list[str], bbox: tuple[float, float, float, float] | None, version: int
     ) -> None:
         """Drop the tiles a write to `layer` inside `bbox` (lon/lat; None = everywhere) may change."""
-        if bbox is None:
-            self.generation += 1
-            self.memory.drop(lambda key: key[0] in tilesets)
+        with self._lock:
+            ranges = None
+            if bbox is None:
+                self.generation += 1
+                self.memory.drop(lambda key: key[0] in tilesets)
+            else:
+                ranges = list(touched_ranges(tilesets, bbox, self._reach(layer)))
+                self._drop_memory_ranges(ranges)
             if self.disk is not None:
-                self.disk.drop_tilesets(tilesets)
-        else:
-            ranges = list(touched_ranges(tilesets, bbox, self._reach(layer)))
-            self._drop_memory_ranges(ranges)
-            if self.disk is not None:
-                self.disk.drop_ranges(ranges)
-        if self.disk is not None:
-            self.disk.log(layer, version, bbox)
-            self.disk.set_rendered_versions({layer: version})
-        self._covered[layer] = max(version, self._covered.get(layer, 0))
+                self.disk.invalidate(layer, version, bbox, tilesets, ranges)
+            self._covered[layer] = max(version, self._covered.get(layer, 0))
+
+    def covered(self, layer: str, version: int) -> int:
+        """The data version this layer's cached tiles are known to match (`version` at most)."""
+        return min(version, self._covered.get(layer, version))
 
     def sync(self, versions: dict[str, int], tilesets_of: Callable[[str], list[str]]) -> None:
         """Catch up with other processes' invalidations, then with writes nobody reported."""
+        with self._lock:
+            self._sync(versions, tilesets_of)
+
+    def _sync(self, versions: dict[str, int], tilesets_of: Callable[[str], list[str]]) -> None:
         if self.disk is not None:
             for seq, layer, version, minx, miny, maxx, maxy in self.disk.log_since(self._seq):
                 tilesets = tilesets_of(layer)
@@ -285,9 +396,18 @@ class TileCache:
                 self._seq = seq
             if not self._covered:  # first sync of this process: what was the disk rendered from?
                 self._covered.update(self.disk.rendered_versions())
+        now = time.monotonic()
         for layer, version in versions.items():
             known = self._covered.get(layer)
-            if known is None or version > known:
-                if known is not None or self.disk is not None:
+            if known is None:
+                if self.disk is not None:
                     self.invalidate(layer, tilesets_of(layer), None, version)
                 self._covered[layer] = version
+            elif version > known:
+                # unexplained so far: the writer may be about to invalidate its bbox; wait `grace`
+                first = self._unexplained.setdefault((layer, version), now)
+                if now - first >= self.grace:
+                    self.invalidate(layer, tilesets_of(layer), None, version)
+        self._unexplained = {
+            (layer, v): t for (layer, v), t in self._unexplained.items() if v > self._covered.get(layer, 0)
+        }

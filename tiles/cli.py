@@ -146,6 +146,9 @@ class _Job:
                 progress.advance()
 
     def close(self) -> None:
+        service = getattr(self, "service", None)
+        if service is not None:
+            service.close()  # the disk cache is written behind: store what is queued
         self.store.close()
 
 

@@ -65,7 +65,8 @@ def _layer_sql(
         f"SELECT {cols}, ST_AsMVTGeom({geom}, {env}::box2d, {EXTENT}, {BUFFER}, true) AS geom "
         f'FROM "{schema}"."{table}" t WHERE {" AND ".join(conditions)}'
     )
-    rows = f"SELECT * FROM ({inner}) r WHERE r.geom IS NOT NULL"
+    # ordered, so a tile's bytes (and ETag) do not depend on the plan the database picked
+    rows = f"SELECT * FROM ({inner}) r WHERE r.geom IS NOT NULL ORDER BY r.id"
     if thin:
         cell = f"%(_cell{i})s"
         keys = f"floor(ST_X(r.geom) / {cell}), floor(ST_Y(r.geom) / {cell})"
