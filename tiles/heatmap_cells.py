@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import h3
 import numpy as np
-from sqlalchemy import and_, func, select, true
+from sqlalchemy import Numeric, and_, cast, func, select, true
 
 from gis import hexagons
 from gis.features import cql
@@ -93,7 +93,12 @@ def statement(store: Store, heatmap: Heatmap, res: int, bbox=None, where=None):
     columns = [cell, func.count().label("n")]
     summed = heatmap.indicator.summed
     if summed is not None:
-        columns.append(func.coalesce(func.sum(table.c[summed]), 0).label("total"))
+        column = table.c[summed]
+        if store.postgis:
+            # exact, so a cell's sum does not depend on the order parallel workers add it up in:
+            # the city-wide and the per-tile readings must agree to the last bit
+            column = cast(column, Numeric)
+        columns.append(func.coalesce(func.sum(column), 0).label("total"))
     conditions = [true()]
     if heatmap.indicator.filter:
         node = cql.parse_filter(heatmap.indicator.filter)
