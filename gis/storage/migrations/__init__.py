@@ -8,7 +8,7 @@ idempotent, so a store created at head and then stamped is no different from an 
 
 Migrations run automatically whenever a store is initialised (server start, `onemap load`,
 `onemap demo`), inside the same transaction as the rest of the initialisation, serialised
-between processes (an advisory lock on PostGIS, BEGIN IMMEDIATE on the GeoPackage);
+between processes on PostGIS by an advisory lock (on the GeoPackage, SQLite's single writer);
 `onemap migrate` runs them on their own, and `onemap migrate --check` reports without writing.
 /readyz answers 503 until the schema is at head.
 """
