@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import mapbox_vector_tile
 import numpy as np
 import shapely
 from pyproj import Transformer
@@ -21,10 +20,10 @@ from sqlalchemy import Connection, select
 from gis.catalog import AttrType, GeometryType
 from gis.storage.backends import Backend
 from tiles.matrix import BUFFER, EXTENT
+from tiles.mvt_encode import encode_layer
 from tiles.plan import LayerPlan, Rendered, TilePlan
 
 _TO_MERCATOR = Transformer.from_crs(4490, 3857, always_xy=True)
-_ENCODE_OPTIONS = {"extents": EXTENT, "y_coord_down": True, "check_winding_order": True}
 _POLYGONAL = (GeometryType.Polygon, GeometryType.MultiPolygon)
 
 
@@ -99,7 +98,7 @@ def _features(conn: Connection, backend: Backend, plan: TilePlan, lp: LayerPlan,
         geoms = shapely.make_valid(geoms)
         geoms = shapely.clip_by_rect(geoms, lo, lo, hi, hi)
         geoms = shapely.make_valid(shapely.transform(geoms, np.rint))  # cut points rounded half to even, as Wagyu
-        geoms = np.array([_areas(g) for g in geoms], dtype=object)
+        geoms = _areas(geoms)
     elif point:
         x, y = shapely.get_x(geoms), shapely.get_y(geoms)
         keep &= (x >= lo) & (x <= hi) & (y >= lo) & (y <= hi)  # edges included, as gbox_contains_2d does
@@ -134,24 +133,31 @@ def _features(conn: Connection, backend: Backend, plan: TilePlan, lp: LayerPlan,
     return features
 
 
-def _areas(geom):
-    """The polygonal parts of a precision-reduced geometry that cover at least one square unit."""
-    if geom is None or geom.is_empty:
-        return None
-    parts = shapely.get_parts(geom)
-    parts = [p for p in parts if p.geom_type == "Polygon" and p.area >= 1.0]
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+def _areas(geoms: np.ndarray) -> np.ndarray:
+    """Per precision-reduced geometry, its polygonal parts that cover at least one square unit
+    (None when none does), all geometries at once."""
+    out = np.full(len(geoms), None, dtype=object)
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    ok = (shapely.get_type_id(parts) == 3) & (shapely.area(parts) >= 1.0)  # 3: Polygon
+    parts, owner = parts[ok], owner[ok]
+    if not len(parts):
+        return out
+    owners, dense, counts = np.unique(owner, return_inverse=True, return_counts=True)
+    single = counts[dense] == 1
+    out[owner[single]] = parts[single]
+    multi = owners[counts > 1]
+    if len(multi):
+        _, dense_multi = np.unique(owner[~single], return_inverse=True)
+        out[multi] = shapely.multipolygons(parts[~single], indices=dense_multi)
+    return out
 
 
 def render(conn: Connection, backend: Backend, plan: TilePlan, moduli: dict[str, int]) -> Rendered:
-    layers, counts = [], {}
+    chunks, counts = [], {}
     for lp in plan.layers:
         features = _features(conn, backend, plan, lp, moduli.get(lp.name, 1))
         counts[lp.name] = len(features)
         if features:
-            layers.append({"name": lp.name, "features": features})
-    if not layers:
-        return Rendered(b"", counts)
-    return Rendered(mapbox_vector_tile.encode(layers, default_options=_ENCODE_OPTIONS), counts)
+            chunks.append(encode_layer(lp.name, features, EXTENT))
+    # MVT layers are independent length-prefixed messages: a tile is their concatenation
+    return Rendered(b"".join(chunks), counts)
