@@ -139,6 +139,17 @@ def test_admin_reads_residents_as_stored(callers, store):
         assert feature["properties"]["name"] == stored["name"]
 
 
+def test_html_pages_of_one_role_never_show_anothers_collections(callers):
+    # pygeoapi caches the configuration its templates read; each role's pages must use its own
+    for role, path in (("public", "/collections/key_places"), ("admin", "/collections/population"),
+                       ("staff", "/collections/cameras"), ("public", "/collections/key_places"), ("admin", "/")):
+        response = callers[role].get(path, params={"f": "html"})
+        assert response.status_code == 200, (role, path, response.status_code)
+    for path in ("/", "/collections", "/collections/key_places", "/collections/key_places/items"):
+        html = callers["public"].get(path, params={"f": "html"}).text
+        assert "/collections/population" not in html and "/collections/cameras" not in html, path
+
+
 def test_html_pages_follow_the_same_rules(callers, store):
     rows = read_layer(store, "key_places")
     phones = [r.props["contact"] for r in rows if r.props["contact"]]

@@ -26,6 +26,7 @@ from gis.app import problems
 from gis.features import cursor
 from gis.ogc import checks
 from gis.ogc.conformance import FEATURES
+from gis.security.collections import API_IN_USE
 
 # (path, pygeoapi function, path parameters passed to it in order, request checks)
 ROUTE_TABLE: list[tuple[str, Callable, tuple[str, ...], tuple[Callable, ...]]] = [
@@ -98,6 +99,7 @@ class OgcFeatures:
         api = self.api if self.api_for is None else await loop.run_in_executor(None, contextvars.copy_context().run, self.api_for)
         # executor threads do not inherit context: the principal (gis.security) must reach the provider
         context = contextvars.copy_context()
+        context.run(API_IN_USE.set, id(api))  # pygeoapi's template config cache, per role's API
         headers, status, content = await loop.run_in_executor(
             None, context.run, _call_with_loop, loop, after, function, api, api_request, *args
         )

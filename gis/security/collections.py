@@ -11,15 +11,39 @@ from __future__ import annotations
 
 import copy
 import threading
+from contextvars import ContextVar
 
+import pygeoapi.l10n
 from pygeoapi.api import API
 from pygeoapi.openapi import get_oas
 
 from gis.security.principal import Principal, current
 
 
+# The API a pygeoapi call runs with (its id), set by gis.ogc.routes for the call's context.
+API_IN_USE: ContextVar[int | None] = ContextVar("onemap_pygeoapi_api", default=None)
+
+
+class _ConfigCachePerApi(dict):
+    """pygeoapi caches the translated configuration its HTML templates read by locale alone,
+    process-wide: with one API per role the first role's collections would show in every role's
+    pages (or a page would fail on a collection missing from them). Keyed by API here instead."""
+
+    def get(self, locale, default=None):
+        return super().get((API_IN_USE.get(), locale), default)
+
+    def __setitem__(self, locale, value) -> None:
+        super().__setitem__((API_IN_USE.get(), locale), value)
+
+
+def _install_config_cache() -> None:
+    if not isinstance(pygeoapi.l10n._cfg_cache, _ConfigCachePerApi):
+        pygeoapi.l10n._cfg_cache = _ConfigCachePerApi()
+
+
 class RoleApis:
     def __init__(self, config: dict, indicators=None):
+        _install_config_cache()
         self.config = config
         self.indicators = indicators  # aggregate collections name an indicator, not a layer
         self._apis: dict[str, API] = {}
