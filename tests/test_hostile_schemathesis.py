@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-EXAMPLES = 5
+EXAMPLES = 3
 _PARAMETERS = {
     "sortby": {"name": "sortby", "in": "query", "required": False, "schema": {"type": "string"}},
     "datetime": {"name": "datetime", "in": "query", "required": False, "schema": {"type": "string"}},
