@@ -222,7 +222,9 @@ class TileEngine:
                 result = self._render_once(conn, plan, {})
                 first_counts = result.counts
                 step = 0
-                while len(result.data) > self.budget and step < BUDGET_MAX_STEPS:
+                # the budget is for the whole tile: the hexagons' bytes count against it too
+                room = self.budget - len(heat.data)
+                while len(result.data) > room and step < BUDGET_MAX_STEPS:
                     step += 1
                     result = self._render_once(conn, plan, moduli(first_counts, step))
                     result.step = step
