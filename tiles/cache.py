@@ -318,7 +318,7 @@ class TileCache:
             self.disk.flush()
 
     @contextlib.contextmanager
-    def flight(self, key: Key, wait: float = 1.0):
+    def flight(self, key: Key, wait: float = 0.25):
         """Single-flight across the processes sharing the disk cache. Yields the tile another
         process rendered while this one waited for it, or None: render it (the lock is held)."""
         if self._locks_path is None:
@@ -326,8 +326,9 @@ class TileCache:
             return
         if self._locks_fd is None:
             self._locks_fd = os.open(self._locks_path, os.O_RDWR | os.O_CREAT, 0o644)
-        # a stable hash (Python's is salted per process) picks one byte of 65,536 to lock
-        slot = int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest()) % 65536
+        # a stable hash (Python's is salted per process) picks one byte of 2**24 to lock (beyond the
+        # file's end is fine): two tiles in flight at once almost never share one
+        slot = int.from_bytes(hashlib.blake2b(repr(key).encode(), digest_size=8).digest()) % (1 << 24)
         found = None
         try:
             fcntl.lockf(self._locks_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)

@@ -52,7 +52,7 @@ def tile_engine(store: Store) -> Engine:
         pool_pre_ping=False,
         pool_timeout=10,
         isolation_level="AUTOCOMMIT",
-        connect_args={"options": options, "connect_timeout": 5, "application_name": "onemap-tiles"},
+        connect_args={"options": options, "connect_timeout": 5, "application_name": "onemap"},
     )
 
 
