@@ -1,6 +1,7 @@
 # OneMap service image. Build: docker build -t onemap .   Run: see README.md ("Deployment").
 
-# The wall display's MapLibre GL JS comes from the npm registry at build time, never a CDN.
+# Browser assets (MapLibre GL JS for the wall, Leaflet/Bootstrap/Swagger UI for the HTML pages)
+# come from the npm registry at build time, never from a CDN at run time.
 FROM node:20-slim AS web
 WORKDIR /web
 COPY package.json package-lock.json ./
@@ -32,7 +33,7 @@ COPY pyproject.toml README.md pygeoapi-config.yml ./
 COPY layers ./layers
 COPY gis ./gis
 COPY tiles ./tiles
-COPY --from=web /web/node_modules/maplibre-gl/dist ./node_modules/maplibre-gl/dist
+COPY --from=web /web/node_modules ./node_modules
 RUN pip install --no-deps -e . \
  && mkdir -p /data /app/data \
  && chown onemap:onemap /data /app/data

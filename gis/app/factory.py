@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from gis.aggregates import collections as aggregate_collections
-from gis.app import health, problems
+from gis.app import health, problems, vendor
 from gis.app.metrics import Metrics
 from gis.catalog import Catalog
 from gis.edit.routes import EditService
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         *edits.routes,
         *extra_routes,
         *features.routes(),
+        *vendor.routes(),
         Mount("/static", StaticFiles(directory=PYGEOAPI_STATIC), name="static"),
     ]
 

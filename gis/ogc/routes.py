@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gis.app import problems
+from gis.app import problems, vendor
 from gis.features import cursor
 from gis.ogc import checks
 from gis.ogc.conformance import FEATURES
@@ -161,7 +161,8 @@ def _to_response(headers: dict, status: int, content) -> Response:
     if isinstance(content, dict):
         content = json.dumps(content)
     if "html" in content_type:
-        response: Response = HTMLResponse(content, status_code=status)
+        text = content.decode() if isinstance(content, bytes) else str(content)
+        response: Response = HTMLResponse(vendor.localise(text), status_code=status)
     else:
         response = Response(content, status_code=status, media_type=content_type)
     for key, value in headers.items():
