@@ -25,16 +25,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gis.app import bodies
 from gis.app.problems import Problem
 from gis.catalog import Layer
 from gis.edit import access, triggers, validate
 from gis.edit.listen import ChangeListener
 from gis.edit.writer import EditError, EditResult, FeatureWriter
+from gis.features.query import json_value
 from gis.ogc.checks import ITEM_ID, Context
 from gis.storage.store import Store
 
 LOG = logging.getLogger("onemap.edit")
-MAX_BODY = 1_000_000
+MAX_BODY = bodies.MAX_BODY
 PART4 = [
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/create-replace-delete",
     "http://www.opengis.net/spec/ogcapi-features-4/1.0/conf/update",
@@ -245,7 +247,7 @@ class EditService:
             return {"type": "Feature", "id": item_id, "geometry": None, "properties": {}}
         _, values, geometry = row
         shown = access.writable_attributes(layer) & {a.name for a in layer.public_attributes}
-        properties = {k: _json_value(v) for k, v in values.items() if k in shown}
+        properties = {k: json_value(v) for k, v in values.items() if k in shown}
         shape = json.loads(shapely.to_geojson(geometry))
         return {"type": "Feature", "id": item_id, "geometry": shape, "properties": properties}
 
@@ -276,15 +278,7 @@ async def _body(request: Request, media_types: tuple[str, ...]) -> bytes:
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind not in media_types:
         raise Problem(415, f"send the body as {' or '.join(media_types)}, not {kind or 'no Content-Type'}", "UnsupportedMediaType")
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
-        raise Problem(413, f"the body is over {MAX_BODY} bytes: send one feature per request")
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise Problem(413, f"the body is over {MAX_BODY} bytes: send one feature per request")
-    return raw
+    return await bodies.read_limited(request, MAX_BODY, f"the body is over {MAX_BODY} bytes: send one feature per request")
 
 
 def _base(request: Request) -> str:
@@ -292,15 +286,3 @@ def _base(request: Request) -> str:
     if settings is not None:
         return settings.server.public_url
     return str(request.base_url).rstrip("/")
-
-
-def _json_value(value):
-    import datetime as dt
-
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC)
-        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value

@@ -175,7 +175,7 @@ class LayerQueries:
             result = conn.execute(self.page_statement(query)).all()
         rows = []
         for row in result:
-            props = {name: _plain(value) for name, value in zip(names, row[1 : 1 + len(names)])}
+            props = {name: json_value(value) for name, value in zip(names, row[1 : 1 + len(names)])}
             wkb = None if query.skip_geometry else row[-1]
             rows.append((int(row[0]), props, None if wkb is None else bytes(wkb)))
         return Page(rows, elapsed_ms=(time.perf_counter() - started) * 1000)
@@ -211,7 +211,8 @@ def _bound(raw: str, is_date: bool, upper: bool):
     return _instant(raw)
 
 
-def _plain(value):
+def json_value(value):
+    """A stored value as GeoJSON carries it: instants in UTC with a Z, dates as ISO dates."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
             value = value.astimezone(dt.UTC)

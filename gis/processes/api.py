@@ -20,11 +20,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from gis.aggregates.access import individual_access
+from gis.app import bodies
 from gis.app.problems import Problem
 from gis.features.cql import FilterError
 from gis.processes.inputs import Question, parse_inputs
 from gis.stats.aggregate import StatsError, aggregate
-from gis.stats.api import _json_body
 from gis.stats.indicators import Indicators
 from gis.storage.store import Store
 
@@ -66,7 +66,7 @@ class ProcessService:
 
     async def execute(self, request: Request) -> Response:
         self._process(request)
-        body = await _json_body(request)
+        body = await bodies.json_object(request)
         inputs = body.get("inputs", {})
         if not isinstance(inputs, dict):
             raise Problem(400, "inputs must be a JSON object of input id to value; see /processes/aggregate")

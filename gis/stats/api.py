@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 
 import h3
 import shapely
@@ -19,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from gis.app import bodies
 from gis.app.problems import Problem
 from gis.features.cql import FilterError
 from gis.security import audit
@@ -28,7 +28,6 @@ from gis.stats.aggregate import AREAS, MAX_POLYGON_CELLS, POLYGON_RES, Answer, S
 from gis.stats.indicators import Indicators
 from gis.storage.store import Store
 
-MAX_BODY = 1_000_000
 _GEOD = Geod(ellps="GRS80")  # CGCS2000's ellipsoid
 # what MAX_POLYGON_CELLS cells of the suppression resolution cover, with room for edge cells
 MAX_POLYGON_KM2 = MAX_POLYGON_CELLS * h3.average_hexagon_area(POLYGON_RES, "km^2") * 0.9
@@ -59,7 +58,7 @@ class StatsService:
         params = dict(request.query_params)
         polygon = None
         if request.method == "POST":
-            body = await _json_body(request)
+            body = await bodies.json_object(request)
             params.update({k: str(v) for k, v in body.items() if k in ("indicator", "by", "res", "f")})
             if "polygon" in body:
                 polygon = _polygon(body["polygon"])
@@ -89,26 +88,6 @@ class StatsService:
                 bbox=None if polygon is None else list(polygon.bounds), features=_total(answer), principal=principal,
             )
         return _csv(answer) if fmt == "csv" else JSONResponse(answer.as_json())
-
-
-async def _json_body(request: Request) -> dict:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY:
-        raise Problem(413, f"request body over {MAX_BODY} bytes")
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise Problem(413, f"request body over {MAX_BODY} bytes")
-    try:
-        body = json.loads(raw or b"{}")
-    except ValueError:
-        raise Problem(400, "the request body is not JSON") from None
-    except RecursionError:
-        raise Problem(400, "the request body nests too deeply to be a stats question") from None
-    if not isinstance(body, dict):
-        raise Problem(400, "the request body must be a JSON object")
-    return body
 
 
 def _polygon(value) -> shapely.Geometry:
