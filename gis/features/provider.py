@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
 
 import numpy as np
 import shapely
@@ -41,42 +39,11 @@ class StoreBusy(ProviderGenericError):
     default_msg = "the city store is unavailable or too slow right now; retry shortly"
 
 
-class CountCache:
-    """Exact filtered counts, reused for a while per (layer, data version, filter)."""
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self._entries: dict[tuple, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple) -> int | None:
-        with self._lock:
-            hit = self._entries.get(key)
-        if hit and time.monotonic() - hit[0] < self.seconds:
-            return hit[1]
-        return None
-
-    def put(self, key: tuple, value: int) -> None:
-        with self._lock:
-            if len(self._entries) > 10_000:
-                self._entries.clear()
-            self._entries[key] = (time.monotonic(), value)
-
-
-_count_caches: dict[int, CountCache] = {}
-
-
-def _count_cache(store) -> CountCache:
-    cache = _count_caches.get(id(store))
-    if cache is None:
-        cache = _count_caches.setdefault(id(store), CountCache(store.settings.server.count_cache_seconds))
-    return cache
-
-
 class OneMapProvider(BaseProvider):
     def __init__(self, provider_def: dict):
         super().__init__(provider_def)
-        self.store = registry.lookup(provider_def["data"])
+        self.store_key = provider_def["data"]
+        self.store = registry.lookup(self.store_key)
         self.layer = self.store.catalog[provider_def["layer"]]
         self.queries = LayerQueries(self.store, self.layer)
         # what the caller may see (gis.security): masked attributes are shown, never queryable
@@ -168,7 +135,7 @@ class OneMapProvider(BaseProvider):
         meta = self.store.layer_meta(self.layer.id)
         if query.unfiltered and self.queries.area is None:
             return meta.feature_count  # kept exact by every write, in the same transaction
-        cache = _count_cache(self.store)
+        cache = registry.counts(self.store_key)
         # a caller limited to streets or grids counts other rows: their view is part of the key
         key = (self.layer.id, meta.version, query.signature(), current().view_key)
         hit = cache.get(key)
