@@ -28,16 +28,21 @@ class Right(StrEnum):
         return _RANK[self]
 
     def __ge__(self, other):  # type: ignore[override]
-        return self.rank >= Right(other).rank
+        return self.rank >= _rank(other)
 
     def __gt__(self, other):  # type: ignore[override]
-        return self.rank > Right(other).rank
+        return self.rank > _rank(other)
 
     def __le__(self, other):  # type: ignore[override]
-        return self.rank <= Right(other).rank
+        return self.rank <= _rank(other)
 
     def __lt__(self, other):  # type: ignore[override]
-        return self.rank < Right(other).rank
+        return self.rank < _rank(other)
+
+
+def _rank(value) -> int:
+    # every tile asks several of these: skip the enum's value lookup when it is one already
+    return _RANK[value] if isinstance(value, Right) else _RANK[Right(value)]
 
 
 _RANK = {Right.none: 0, Right.aggregate: 1, Right.masked: 2, Right.full: 3}
@@ -67,13 +72,24 @@ class Role(BaseModel):
     audited: bool = False
     url_token: bool = False
     _views: dict = PrivateAttr(default_factory=dict)
+    _rules: dict = PrivateAttr(default_factory=dict)
+    _memo: dict = PrivateAttr(default_factory=dict)
 
     def rule(self, layer_id: str) -> LayerRule:
-        rule = self.layers.get(layer_id, self.default)
-        return rule if isinstance(rule, LayerRule) else LayerRule(right=rule)
+        # asked on every request (tiles several times): a frozen model need not be rebuilt each time
+        found = self._rules.get(layer_id)
+        if found is None:
+            rule = self.layers.get(layer_id, self.default)
+            found = self._rules[layer_id] = rule if isinstance(rule, LayerRule) else LayerRule(right=rule)
+        return found
 
     def right(self, layer_id: str) -> Right:
         return self.rule(layer_id).right
+
+    @property
+    def memo(self) -> dict:
+        """Room for what callers work out from this role's rights once (they never change)."""
+        return self._memo
 
     def may_edit(self, layer_id: str) -> bool:
         return "*" in self.edit or layer_id in self.edit

@@ -18,6 +18,17 @@ from tiles.matrix import GRIDS
 
 
 def visible_tileset(tileset, principal: Principal):
+    """The tileset as this principal's role may have it, or None; the same object every time
+    (cache keys and hot paths compare it), worked out once per role and tileset."""
+    memo = principal.rights.memo
+    key = ("tileset", id(tileset))
+    found = memo.get(key)
+    if found is None or found[0] is not tileset:  # the tileset itself is held: its id stays unique
+        found = memo[key] = (tileset, _visible(tileset, principal))
+    return found[1]
+
+
+def _visible(tileset, principal: Principal):
     heat = tuple(getattr(tileset, "heat", ()))
     heat_ids = {h.id: h for h in heat}
     own = next((layer for layer in tileset.layers if layer.id == tileset.id and layer.id not in heat_ids), None)
