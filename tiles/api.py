@@ -154,16 +154,33 @@ class TileService:
     # -- the fast path ----------------------------------------------------------------------------
 
     def wrap(self, app):
-        """ASGI middleware: answers tiles already in memory before any routing; the rest passes on."""
+        """ASGI middleware: tile GETs go to the tile path before any routing (the routes and their
+        matching cost a cold tile more than its plan); tiles in memory are answered at once."""
+        tile_routes = {r.path.startswith("/collections/"): r for r in self.routes if isinstance(r.app, _TileApp)}
 
         async def tiles_first(scope, receive, send):
             if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
                 match = _TILE_PATH.match(scope["path"])
-                if match is not None and await self._serve_hit(match, scope, send):
+                if match is not None:
+                    if not await self._serve_hit(match, scope, send):
+                        await self._serve_routed(match, tile_routes, scope, receive, send)
                     return
             await app(scope, receive, send)
 
         return tiles_first
+
+    async def _serve_routed(self, match: re.Match, tile_routes: dict, scope, receive, send) -> None:
+        """What the tile route would do, as the router would call it (metrics read its template)."""
+        collection, tms, z, y, x = match.groups()
+        scope["route"] = tile_routes[collection is not None]
+        scope["path_params"] = {"tms": tms, "z": z, "y": y, "x": x}
+        if collection is not None:
+            scope["path_params"]["collection_id"] = collection
+        try:
+            await self.tile_asgi(scope, receive, send)
+        except Exception as exc:  # as the app's own handlers would answer it: problem details
+            reply = await problems.on_unexpected(Request(scope), exc)
+            await reply(scope, receive, send)
 
     async def _serve_hit(self, match: re.Match, scope, send) -> bool:
         collection, tms, z, y, x = match.groups()
