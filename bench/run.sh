@@ -39,9 +39,10 @@ make_venv() {  # name, then the pip requirements
   "$dir/bin/pip" install -q --disable-pip-version-check "$@"
   touch "$stamp"
 }
-make_venv tipg tipg uvicorn
+# every server runs on the same uvicorn with its C parser and event loop (OneMap's own venv has them)
+make_venv tipg tipg uvicorn httptools uvloop
 # pygeoapi's MVT-postgresql provider imports geoalchemy2 + sqlalchemy (pygeoapi.provider.sql) and
 # connects with psycopg2; the ASGI app is pygeoapi.starlette_app
-make_venv pygeoapi pygeoapi uvicorn starlette psycopg2-binary geoalchemy2 sqlalchemy pygeofilter shapely
+make_venv pygeoapi pygeoapi uvicorn httptools uvloop starlette psycopg2-binary geoalchemy2 sqlalchemy pygeofilter shapely
 
 exec .venv/bin/python bench/bench.py --database-url "$DB_URL" "$@"
