@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     # one pygeoapi API per role, so a layer a role may not read is absent from all it is served
     features = OgcFeatures(
-        api, Context(catalog, published, frozenset(aggregates)), extra_conformance, api_for=RoleApis(config, indicators),
+        api, Context(catalog, published, frozenset(aggregates)), extra_conformance, api_for=RoleApis(config, indicators, edits.openapi),
         conformance_for=edits.conformance,
         item_etag=edits.item_etag,
     )
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     @asynccontextmanager
     async def lifespan(app: Starlette):
         try:
-            async with edits.running():  # triggers on the layer tables; PostGIS: LISTEN for changes
+            async with edits.running():  # PostGIS: LISTEN for other systems' changes; GeoPackage: poll
                 yield
         finally:
             registry.unregister(store_key)

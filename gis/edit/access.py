@@ -32,11 +32,11 @@ def role_and_subject() -> tuple[str, str]:
     return ("public", "anonymous") if who is None else (who.role, who.subject)
 
 
-def grants(layer: Layer) -> list[EditGrant]:
-    """The layer's grants that apply to the current caller."""
+def grants(layer: Layer, who=None) -> list[EditGrant]:
+    """The layer's grants that apply to `who` (default: the current caller)."""
     if layer.editing is None:
         return []
-    who = _principal()
+    who = who or _principal()
     if who is None or not who.may_edit(layer.id):
         return []
     return [grant for grant in layer.editing.grants if who.role in grant.roles]

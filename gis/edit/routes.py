@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from gis.app import bodies
 from gis.app.problems import Problem
 from gis.catalog import Layer
-from gis.edit import access, triggers, validate
+from gis.edit import access, openapi, triggers, validate
 from gis.edit.listen import ChangeListener
 from gis.edit.writer import EditError, EditResult, FeatureWriter
 from gis.features.query import json_value
@@ -75,6 +75,11 @@ class EditService:
         """Part 4's classes, for a caller who may edit some published layer (else none)."""
         layers = [self.store.catalog[layer_id] for layer_id in sorted(self.context.published)]
         return list(PART4) if access.any_editable(layers) else []
+
+    def openapi(self, document: dict, principal) -> dict:
+        """A role's /openapi document with the edit operations it may use (gis.edit.openapi)."""
+        layers = [self.store.catalog[layer_id] for layer_id in sorted(self.context.published)]
+        return openapi.add_operations(document, layers, principal, self.require_if_match)
 
     def item_etag(self, layer_id: str, item_id: str) -> str | None:
         if not ITEM_ID.match(item_id) or layer_id not in self.context.published:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 
 import pygeoapi.l10n
@@ -42,10 +43,12 @@ def _install_config_cache() -> None:
 
 
 class RoleApis:
-    def __init__(self, config: dict, indicators=None):
+    def __init__(self, config: dict, indicators=None, document_for: Callable[[dict, Principal], dict] | None = None):
         _install_config_cache()
         self.config = config
         self.indicators = indicators  # aggregate collections name an indicator, not a layer
+        # what the app serves beyond pygeoapi's routes for a role (the Part 4 edits) in its /openapi
+        self.document_for = document_for
         self._apis: dict[str, API] = {}
         self._lock = threading.Lock()
 
@@ -60,7 +63,10 @@ class RoleApis:
             api = self._apis.get(principal.role)
             if api is None:
                 config = self.config_for(principal)
-                api = self._apis[principal.role] = API(config, get_oas(config, fail_on_invalid_collection=False))
+                document = get_oas(config, fail_on_invalid_collection=False)
+                if self.document_for is not None:
+                    document = self.document_for(document, principal)
+                api = self._apis[principal.role] = API(config, document)
         return api
 
     def config_for(self, principal: Principal) -> dict:
