@@ -118,6 +118,14 @@ def _rows(result, summed: bool) -> Rows:
     return Rows(cell, count, total)
 
 
+def lifts_suppression(heatmap: Heatmap, individual_access: bool) -> bool:
+    """Whether a reader's individual access changes what these hexagons show: only for people.
+
+    Cells are cached per this value, not the reader's access itself: a role that reads buildings
+    one by one sees the same floor-area cells as the public, and must not build them twice."""
+    return heatmap.protected and individual_access
+
+
 def visible_cells(heatmap: Heatmap, res: int, rows: Rows, k: int, individual_access: bool) -> tuple[Rows, int, float | None]:
     """The cells a reader may see, and what is withheld: /stats' rule (small and complementary
     cells of people), applied to the whole city's cells at `res`."""
@@ -141,6 +149,7 @@ class CellCache:
         self._guard = threading.Lock()
 
     def city(self, heatmap: Heatmap, res: int, version: int, individual_access: bool = False, conn=None) -> CityCells:
+        individual_access = lifts_suppression(heatmap, individual_access)
         key = (heatmap.id, res, version, individual_access)
         found = self._built.get(key)
         if found is not None:

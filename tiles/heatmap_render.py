@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement
 from gis.storage.store import Store
 from tiles import heatmap_mvt as mvt
 from tiles.heatmap import Heatmap
-from tiles.heatmap_cells import CellCache, Rows, tile_rows
+from tiles.heatmap_cells import CellCache, Rows, lifts_suppression, tile_rows
 from tiles.heatmap_mvt import ring_commands
 from tiles.matrix import BUFFER, EXTENT
 from tiles.plan import Rendered, TilePlan
@@ -170,7 +170,7 @@ class HeatTiles:
         if protected or (self.in_memory and hp.where is None):
             city = self.cells.city(hp.heatmap, hp.res, hp.version, hp.individual_access, conn)
         if self.in_memory and hp.where is None:
-            key = (hp.heatmap.id, hp.res, hp.version, hp.individual_access)
+            key = (hp.heatmap.id, hp.res, hp.version, lifts_suppression(hp.heatmap, hp.individual_access))
             return self._city_drawable(city, key, geographic).take(city.near_index(bbox, hp.res))
         rows = tile_rows(conn, self.store, hp.heatmap, hp.res, bbox, hp.where)
         if protected:
