@@ -131,6 +131,35 @@ def value_field(value) -> bytes:
     return bytes(out)
 
 
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    _varint(value, out)
+    return bytes(out)
+
+
+# a tile's features are many and alike: their small varints and tag runs are looked up, not encoded
+_SMALL = [_varint_bytes(v) for v in range(1 << 14)]
+_POLYGON = _SMALL[(3 << 3) | 0] + _SMALL[3]
+_tag_runs: dict[int, list[bytes]] = {}
+
+
+def _tags(width: int, n: int) -> list[bytes]:
+    """The encoded tags field of features 0..n-1 of a layer whose features all carry `width`
+    values of their own: feature i's tags are (k, i * width + k) for each key k."""
+    runs = _tag_runs.setdefault(width, [])
+    for i in range(len(runs), n):
+        tags = bytearray()
+        for k in range(width):
+            _varint(k, tags)
+            _varint(i * width + k, tags)
+        runs.append(_SMALL[(2 << 3) | 2] + _SMALL[len(tags)] + bytes(tags))
+    return runs
+
+
+def _length(n: int) -> bytes:
+    return _SMALL[n] if n < len(_SMALL) else _varint_bytes(n)
+
+
 def layer(name: str, keys: Sequence[str], features: Sequence[tuple[int, bytes, bytes]], extent: int) -> bytes:
     """One MVT layer, wrapped as a Tile's layer field. Features are (id, encoded values, encoded
     polygon geometry); each feature has its own value for every key, in the keys' order, so its
@@ -139,20 +168,15 @@ def layer(name: str, keys: Sequence[str], features: Sequence[tuple[int, bytes, b
     _key(15, 0, body)
     _varint(2, body)
     _bytes(1, name.encode(), body)
-    width = len(keys)
+    tags = _tags(len(keys), len(features))
+    id_key, geometry_key, feature_key = _SMALL[(1 << 3) | 0], _SMALL[(4 << 3) | 2], _SMALL[(2 << 3) | 2]
     for n, (fid, _, geometry) in enumerate(features):
-        tags = bytearray()
-        for k in range(width):
-            _varint(k, tags)
-            _varint(n * width + k, tags)
-        feature = bytearray()
-        _key(1, 0, feature)
-        _varint(fid, feature)
-        _bytes(2, tags, feature)
-        _key(3, 0, feature)
-        _varint(3, feature)  # POLYGON
-        _bytes(4, geometry, feature)
-        _bytes(2, feature, body)
+        feature = b"".join((
+            id_key, _length(fid), tags[n], _POLYGON, geometry_key, _length(len(geometry)), geometry
+        ))
+        body += feature_key
+        body += _length(len(feature))
+        body += feature
     for k in keys:
         _bytes(3, k.encode(), body)
     for _, values, _ in features:
