@@ -179,6 +179,10 @@ def _typed(values: list, attribute: Attribute, skip: dict[int, str], refuse) -> 
     enum = set(attribute.enum) if attribute.enum else None
     if not skip and _already(values, attribute.type) and (enum is None or set(values) <= enum):
         return values  # the common case, decided in C: every value present, of its type, allowed
+    if not skip and attribute.type is AttrType.date:
+        dates = _iso_dates(values, attribute.required)
+        if dates is not None:
+            return dates
     out: list = [None] * len(values)
     for i, value in enumerate(values):
         if i in skip:
@@ -212,6 +216,23 @@ def _already(values: list, kind: AttrType) -> bool:
     if native is float:
         return not np.isnan(np.asarray(values, dtype=float)).any() and np.isfinite(np.asarray(values, dtype=float)).all()
     return True
+
+
+def _iso_dates(values: list, required: bool) -> list | None:
+    """A column of YYYY-MM-DD texts (how GDAL hands dates out) parsed by one map(), nulls kept
+    (what _date does to such a text, without the per-value loop); None when any value is
+    something else, left to the per-value path and its messages."""
+    present = [v for v in values if v is not None]
+    if (required and len(present) < len(values)) or set(map(type, present)) != {str} or set(map(len, present)) != {10}:
+        return None
+    try:
+        parsed = list(map(dt.date.fromisoformat, present))
+    except ValueError:
+        return None
+    if len(parsed) == len(values):
+        return parsed
+    found = iter(parsed)
+    return [None if v is None else next(found) for v in values]
 
 
 def _string(value) -> str:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import shapely
+from psycopg.copy import QueuedLibpqWriter
 from sqlalchemy import Connection, select, text
 
 from gis import hexagons
@@ -105,6 +106,8 @@ def _bulk_indexes(store: Store, conn: Connection, layer_id: str, adding: int):
     for name, _ in indexes:
         conn.execute(text(f'DROP INDEX "{store.schema}"."{name}"'))
     yield
+    # sorted B-tree builds and GiST builds in memory rather than spilling (the default is 64 MB)
+    conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
     for _, definition in indexes:
         conn.execute(text(definition))
     conn.execute(text(f"ANALYZE {qualified}"))
@@ -168,7 +171,9 @@ def _write(store: Store, conn: Connection, into: str, columns: list[str], layer:
 
     if store.postgis:
         raw = conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(f"COPY {into} ({quoted}) FROM STDIN") as copy:
+        # a writer thread sends each chunk while this one prepares the next: the server stores
+        # rows (parsing, the generated WebMercator column) in parallel with the Python side
+        with raw.cursor() as cur, cur.copy(f"COPY {into} ({quoted}) FROM STDIN", writer=QueuedLibpqWriter(cur)) as copy:
             for count, values in chunks():
                 copy.write(_copy_text(values, kinds))
                 step(count)
