@@ -322,6 +322,7 @@ def _load(store: Store, layer: Layer, data: LayerData, rng, progress: Progress |
                 progress(layer.id, stop, n)
         if progress and n == 0:
             progress(layer.id, 0, 0)
+    store.backend.settle(store.engine, store.tables[layer.id])
     return n
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import h3
 import shapely
-from sqlalchemy import ColumnElement, and_, func, literal, select, true
+from sqlalchemy import BigInteger, ColumnElement, Integer, and_, cast, func, literal, select, true
 
 from gis import hexagons
 from gis.features import cql
@@ -108,27 +108,36 @@ def aggregate(
         hidden = sum(1 for _, v in rows if 0 < v < k)
         return Answer(indicator, area, res, k, [("polygon", sum(shown))], hidden, None if hidden else 0, extra)
 
-    key = _group_key(store, area, res, table)
-    source = table
     if area == "district":
-        streets = store.tables["streets"]
-        source = table.outerjoin(streets, table.c.street == streets.c.code)
-    statement = select(key.label("key"), value).select_from(source).where(and_(*where))
-    statement = statement.group_by(key)
+        statement = _by_district(store, table, value, where)
+    else:
+        key = _group_key(area, res, table)
+        statement = select(key.label("key"), value).select_from(table).where(and_(*where)).group_by(key)
     rows = [(_key_text(area, r[0]), r[1]) for r in _run(store, statement)]
     answer = suppress(indicator, area, res, k, rows) if protect else Answer(indicator, area, res, k, sorted(rows))
     answer.extra = extra
     return answer
 
 
-def _group_key(store: Store, area: str, res: int | None, table) -> ColumnElement:
+def _group_key(area: str, res: int | None, table) -> ColumnElement:
     if area == "city":
         return literal("city")
-    if area == "district":
-        return store.tables["streets"].c.district
     if area == "h3":
         return hexagons.parent_sql(table.c.h3, res)
     return table.c[area]
+
+
+def _by_district(store: Store, table, value, where: list[ColumnElement]):
+    """Group by street first, from the street index alone, then add the few streets up by their
+    district: joining every row to its street before grouping read the whole table."""
+    streets = store.tables["streets"]
+    per_street = select(table.c.street.label("street"), value.label("v")).where(and_(*where))
+    per_street = per_street.group_by(table.c.street).subquery()
+    # sum() of counts is numeric in PostgreSQL: back to an integer, as count() gives for other areas
+    total = func.sum(per_street.c.v)
+    total = cast(total, BigInteger) if isinstance(value.type, Integer) else total
+    joined = per_street.outerjoin(streets, per_street.c.street == streets.c.code)
+    return select(streets.c.district.label("key"), total).select_from(joined).group_by(streets.c.district)
 
 
 def _key_text(area: str, key) -> str:

@@ -14,7 +14,7 @@ import shapely
 from sqlalchemy import Connection, ColumnElement, Table, bindparam, func, literal_column, text
 from sqlalchemy.ext.compiler import compiles
 
-from gis.storage.tables import STORAGE_SRID, GpkgGeometry
+from gis.storage.tables import STORAGE_SRID, GpkgGeometry, create_area_indexes
 
 
 @compiles(GpkgGeometry, "sqlite")
@@ -36,6 +36,9 @@ class Backend(Protocol):
         """Build the spatial index (after a bulk load: cheaper than maintaining it row by row)."""
 
     def drop_layer(self, conn: Connection, table: Table) -> None: ...
+
+    def settle(self, engine, table: Table) -> None:
+        """After a bulk load has committed: leave the table as fast to read as a long-lived one."""
 
     def geom_values(self, geoms: np.ndarray) -> list:
         """Geometries (shapely, EPSG:4490) as the values the geom column stores."""
@@ -80,7 +83,20 @@ class PostGIS:
         conn.execute(
             text(f'CREATE INDEX IF NOT EXISTS "{table.name}_geom_3857_gist" ON {qualified} USING gist (geom_3857)')
         )
+        create_area_indexes(conn, table, qualified)
         conn.execute(text(f"ANALYZE {qualified}"))
+
+    def settle(self, engine, table: Table) -> None:
+        # VACUUM sets the visibility map, without which an index-only scan (/stats by grid, street)
+        # still visits every heap page; autovacuum may be off or minutes away. Not in a transaction.
+        qualified = f'"{self.schema}"."{table.name}"'
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("SET statement_timeout = 0")  # minutes on a big table is normal
+            try:
+                conn.exec_driver_sql(f"VACUUM (ANALYZE) {qualified}")
+            finally:
+                conn.exec_driver_sql("RESET statement_timeout")
 
     def drop_layer(self, conn: Connection, table: Table) -> None:
         table.drop(conn, checkfirst=True)
@@ -153,7 +169,11 @@ class GeoPackage:
                 f' FROM "{table.name}"'
             )
         )
+        create_area_indexes(conn, table, f'"{table.name}"')
         conn.execute(text(f'ANALYZE "{table.name}"'))
+
+    def settle(self, engine, table: Table) -> None:
+        return None  # SQLite has no visibility map; index_layer's ANALYZE is all its planner needs
 
     def drop_layer(self, conn: Connection, table: Table) -> None:
         rtree = f"rtree_{table.name}_geom"
