@@ -24,6 +24,17 @@ def _varint(value: int, out: bytearray) -> None:
     out.append(value)
 
 
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    _varint(value, out)
+    return bytes(out)
+
+
+# a tile's features are many and alike: their small varints and tag runs are looked up, not encoded
+_SMALL = [_varint_bytes(v) for v in range(1 << 14)]
+_SMALL_N = len(_SMALL)
+
+
 def _key(field: int, wire: int, out: bytearray) -> None:
     _varint((field << 3) | wire, out)
 
@@ -65,6 +76,8 @@ def ring_commands(ring) -> list[int]:
 
 
 def encode_commands(commands: list[int]) -> bytes:
+    if max(commands, default=0) < _SMALL_N:  # always, for points within a tile's buffer
+        return b"".join([_SMALL[c] for c in commands])
     out = bytearray()
     for c in commands:
         _varint(c, out)
@@ -131,14 +144,6 @@ def value_field(value) -> bytes:
     return bytes(out)
 
 
-def _varint_bytes(value: int) -> bytes:
-    out = bytearray()
-    _varint(value, out)
-    return bytes(out)
-
-
-# a tile's features are many and alike: their small varints and tag runs are looked up, not encoded
-_SMALL = [_varint_bytes(v) for v in range(1 << 14)]
 _POLYGON = _SMALL[(3 << 3) | 0] + _SMALL[3]
 _tag_runs: dict[int, list[bytes]] = {}
 
@@ -157,7 +162,7 @@ def _tags(width: int, n: int) -> list[bytes]:
 
 
 def _length(n: int) -> bytes:
-    return _SMALL[n] if n < len(_SMALL) else _varint_bytes(n)
+    return _SMALL[n] if n < _SMALL_N else _varint_bytes(n)
 
 
 def layer(name: str, keys: Sequence[str], features: Sequence[tuple[int, bytes, bytes]], extent: int) -> bytes:

@@ -114,11 +114,14 @@ def _geometries(drawn: Drawable, plan: TilePlan) -> list[bytes]:
         for i, geometry in zip(simple.tolist(), mvt.hexagon_geometries(rings[simple, :6])):
             out[i] = geometry
         rest = np.flatnonzero(~outside & ~(inside & distinct)).tolist()
+        polygons = shapely.polygons(rings[rest]) if rest else None  # all at once: same-length rings
+    else:
+        rings = [np.rint((drawn.rings[i] - (minx, maxy)) * (scale, -scale)) for i in rest]
+        polygons = shapely.polygons([shapely.linearrings(r) for r in rings])
     if not rest:
         return out
-    rings = [np.rint((drawn.rings[i] - (minx, maxy)) * (scale, -scale)) for i in rest]
     # the rest cross the buffered edge (or collapse): cut there, cut points back onto the grid
-    cut = shapely.clip_by_rect(shapely.polygons([shapely.linearrings(r) for r in rings]), lo, lo, hi, hi)
+    cut = shapely.clip_by_rect(polygons, lo, lo, hi, hi)
     for i, piece in zip(rest, cut):
         if piece is None or piece.is_empty or piece.geom_type != "Polygon":
             continue
