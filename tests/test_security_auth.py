@@ -46,10 +46,25 @@ def test_an_api_key_names_its_role(server, store):
         assert "cameras" in collections(http)
 
 
+def test_a_token_may_come_as_the_basic_password(server, store):
+    """QGIS 3.22 sends only Basic credentials (its authentication configurations): the key is the password."""
+    import base64
+
+    key = api_key(store, "staff")
+    basic = base64.b64encode(f"planner:{key}".encode()).decode()
+    with client(server) as http:
+        response = http.get("/collections", headers={"Authorization": f"Basic {basic}"})
+        assert response.status_code == 200 and "cameras" in {c["id"] for c in response.json()["collections"]}
+        wrong = base64.b64encode(f"planner:{key[:-2]}xx".encode()).decode()
+        assert_401(http.get("/collections", headers={"Authorization": f"Basic {wrong}"}))
+
+
 @pytest.mark.parametrize(
     ("header", "words"),
     [
-        ("Basic YWRtaW46YWRtaW4=", ["Bearer"]),
+        ("Basic YWRtaW46YWRtaW4=", ["invalid token"]),  # admin:admin: the password is no token
+        ("Basic bm8tY29sb24=", ["USER:TOKEN"]),  # "no-colon"
+        ("Basic !!!", ["base64"]),
         ("Bearer om_nosuchkey_abcdef", ["unknown"]),
         ("Bearer om_", ["malformed"]),
         ("Bearer not-a-jwt", ["invalid token"]),

@@ -1,7 +1,8 @@
 """Authentication in front of every route: who is asking, decided once per request.
 
 `Authorization: Bearer <token>` carries an API key (`om_…`, gis.security.keys) or a JWT from
-the OIDC provider (gis.security.tokens). No token: the anonymous public. A token that does not
+the OIDC provider (gis.security.tokens); `Authorization: Basic` may carry the same token as its
+password, for clients (QGIS 3.22) that can send no other header. No token: the anonymous public. A token that does not
 verify — malformed, unknown, revoked, expired, forged, or naming an unknown role — is a 401
 problem, never a quiet downgrade to public. Roles with `url_token` (the wall's kiosk browser)
 may pass `?token=` instead; the parameter is removed before routing so it never reaches links.
@@ -12,6 +13,8 @@ one audit entry per request made with the token of an audited role (staff, admin
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from urllib.parse import parse_qsl, urlencode
@@ -101,7 +104,9 @@ class AuthMiddleware:
             raise Unauthorized("send the token once: in the Authorization header or as ?token=, not both")
         if header is not None:
             scheme, _, credential = header.partition(" ")
-            if scheme.lower() != "bearer" or not credential.strip():
+            if scheme.lower() == "basic" and credential.strip():
+                credential = _basic_password(credential.strip())
+            elif scheme.lower() != "bearer" or not credential.strip():
                 raise Unauthorized("use `Authorization: Bearer <token>` (an API key or an OIDC access token)")
             principal = await self._principal(credential.strip())
         else:
@@ -138,6 +143,20 @@ class AuthMiddleware:
         if role not in self.policy.roles:
             raise Unauthorized(f"the token names role {role[:40]!r}, which this server does not define")
         return Principal(subject, role, streets, grids, kind, self.policy.role(role))
+
+
+def _basic_password(credential: str) -> str:
+    """The token sent as the password of HTTP Basic, the user name ignored: QGIS 3.22 can attach no
+    other header to its OGC API and vector-tile requests (its Basic authentication configuration;
+    `onemap qgis-project --token` writes one). The token is verified exactly as a Bearer one."""
+    try:
+        user_password = base64.b64decode(credential, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("`Authorization: Basic` must be base64 of USER:TOKEN (the token as the password)") from None
+    _, colon, password = user_password.partition(":")
+    if not colon or not password:
+        raise Unauthorized("`Authorization: Basic` carries the token as the password (USER:TOKEN); the password is empty")
+    return password
 
 
 def _oversized(scope) -> tuple[int, str] | None:
