@@ -406,7 +406,8 @@ def report(run: Run) -> None:
         f"tipg {v['tipg']}; pygeoapi {v['pygeoapi']}",
         f"city: {city['features']}; {city['tiles_in_list']} tiles in the list, per zoom {city['per_zoom']}",
         f"{run.args.workers} workers per server, all on 127.0.0.1; load and database on the same machine; "
-        f"1-minute load average after each walk: {min(r['load1'] for r in run.rows)} to {max(r['load1'] for r in run.rows)}",
+        "1-minute load average after each walk: "
+        + (f"{min(loads)} to {max(loads)}" if (loads := [r["load1"] for r in run.rows]) else "(no walks run)"),
         "",
         table(run),
         "(load: the machine's 1-minute load average after the walk; the machine is shared and has 2 CPUs)",

@@ -15,11 +15,13 @@ tile matrix set, index outside the matrix), 503 (store unavailable or too slow).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 import logging
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -99,7 +101,11 @@ class TileService:
         self.sync_seconds = sync_seconds
         self.meta: dict[str, LayerMeta] = {}
         self.versions: dict[str, int] = {}  # per tileset: the data version in tile URLs
-        self._inflight: dict[Key, tuple[asyncio.Task, RenderJob, list[int]]] = {}
+        self._inflight: dict[Key, tuple[asyncio.Future, RenderJob, list[int]]] = {}
+        # renders get threads of their own, as many as the tile connections: a hop into a plain
+        # executor costs a cold tile far less than anyio's, and a burst queues here, not in the pool
+        db = settings.database
+        self._renderers = ThreadPoolExecutor(2 * db.pool_size, thread_name_prefix="tile-render")
         self._poller: asyncio.Task | None = None
         self._last_sync = 0.0
         self.refresh()
@@ -315,7 +321,10 @@ class TileService:
         flight = self._inflight.get(key)
         if flight is None:
             job = RenderJob()
-            task = asyncio.ensure_future(run_in_threadpool(self._produce, key, plan_factory, job))
+            context = contextvars.copy_context()  # the caller's principal decides what the plan holds
+            task = asyncio.get_running_loop().run_in_executor(
+                self._renderers, context.run, self._produce, key, plan_factory, job
+            )
             flight = (task, job, [0])
             self._inflight[key] = flight
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
@@ -360,6 +369,7 @@ class TileService:
 
     def close(self) -> None:
         """Store the tiles still queued for the disk and close the tile connections."""
+        self._renderers.shutdown(wait=True, cancel_futures=True)
         self.cache.flush()
         self.engine.close()
 

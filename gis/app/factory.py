@@ -96,6 +96,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             async with edits.running():  # PostGIS: LISTEN for other systems' changes; GeoPackage: poll
                 yield
         finally:
+            if tile_service is not None:
+                tile_service.close()  # its render threads, the tiles queued for the disk, its connections
             registry.unregister(store_key)
             if owns_store:
                 store.close()
