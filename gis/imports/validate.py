@@ -106,7 +106,8 @@ def _to_storage(source: Source, override: str | None) -> np.ndarray:
         crs = source.crs
     else:
         raise SourceError(f"{source.label} does not say its CRS: give it with --crs, e.g. --crs EPSG:4326")
-    geoms = shapely.force_2d(source.geoms)
+    # flattened only when some geometry has a Z: force_2d copies every geometry, 3D or not
+    geoms = shapely.force_2d(source.geoms) if shapely.has_z(source.geoms).any() else source.geoms
     target = pyproj.CRS.from_epsg(STORAGE_SRID)
     if crs.equals(target, ignore_axis_order=True):
         return geoms
@@ -179,10 +180,10 @@ def _typed(values: list, attribute: Attribute, skip: dict[int, str], refuse) -> 
     enum = set(attribute.enum) if attribute.enum else None
     if not skip and _already(values, attribute.type) and (enum is None or set(values) <= enum):
         return values  # the common case, decided in C: every value present, of its type, allowed
-    if not skip and attribute.type is AttrType.date:
-        dates = _iso_dates(values, attribute.required)
-        if dates is not None:
-            return dates
+    if not skip and attribute.type in (AttrType.date, AttrType.datetime):
+        moments = _iso_column(values, attribute.type, attribute.required)
+        if moments is not None:
+            return moments
     out: list = [None] * len(values)
     for i, value in enumerate(values):
         if i in skip:
@@ -218,17 +219,22 @@ def _already(values: list, kind: AttrType) -> bool:
     return True
 
 
-def _iso_dates(values: list, required: bool) -> list | None:
-    """A column of YYYY-MM-DD texts (how GDAL hands dates out) parsed by one map(), nulls kept
-    (what _date does to such a text, without the per-value loop); None when any value is
-    something else, left to the per-value path and its messages."""
+def _iso_column(values: list, kind: AttrType, required: bool) -> list | None:
+    """A column of ISO 8601 texts (how GDAL hands dates and times out) parsed by one map(), nulls
+    kept: what _date/_datetime make of such texts, without the per-value loop. None when any value
+    is something else, left to the per-value path and its messages."""
     present = [v for v in values if v is not None]
-    if (required and len(present) < len(values)) or set(map(type, present)) != {str} or set(map(len, present)) != {10}:
+    if (required and len(present) < len(values)) or set(map(type, present)) != {str}:
         return None
+    if kind is AttrType.date and set(map(len, present)) != {10}:
+        return None
+    parse = dt.date.fromisoformat if kind is AttrType.date else dt.datetime.fromisoformat
     try:
-        parsed = list(map(dt.date.fromisoformat, present))
+        parsed = list(map(parse, present))
     except ValueError:
         return None
+    if kind is AttrType.datetime and not all(m.tzinfo for m in parsed):
+        parsed = [m if m.tzinfo else m.replace(tzinfo=dt.UTC) for m in parsed]  # as _datetime: UTC
     if len(parsed) == len(values):
         return parsed
     found = iter(parsed)
