@@ -101,6 +101,9 @@ def varints(values: np.ndarray) -> tuple[bytes, np.ndarray]:
     return data, np.cumsum(count)
 
 
+_NEXT = [1, 2, 3, 4, 5, 0]  # each vertex's successor around a six-vertex ring
+
+
 def hexagon_geometries(rings: np.ndarray) -> list[bytes]:
     """Encoded geometry of many rings of six distinct integer vertices each, (n, 6, 2), all
     at once: b"" for a ring under one square unit."""
@@ -109,7 +112,7 @@ def hexagon_geometries(rings: np.ndarray) -> list[bytes]:
         return []
     pts = rings.astype(np.int64)
     x, y = pts[:, :, 0], pts[:, :, 1]
-    twice_area = (x * np.roll(y, -1, axis=1) - np.roll(x, -1, axis=1) * y).sum(axis=1)
+    twice_area = (x * y[:, _NEXT] - x[:, _NEXT] * y).sum(axis=1)
     pts = np.where((twice_area < 0)[:, None, None], pts[:, ::-1, :], pts)  # clockwise on screen
     deltas = np.diff(pts, axis=1).reshape(n, -1)
     zig = lambda v: (v << 1) ^ (v >> 63)  # noqa: E731
@@ -165,20 +168,23 @@ def _length(n: int) -> bytes:
     return _SMALL[n] if n < _SMALL_N else _varint_bytes(n)
 
 
-def layer(name: str, keys: Sequence[str], features: Sequence[tuple[int, bytes, bytes]], extent: int) -> bytes:
-    """One MVT layer, wrapped as a Tile's layer field. Features are (id, encoded values, encoded
-    polygon geometry); each feature has its own value for every key, in the keys' order, so its
-    tags are (key k, value n * len(keys) + k) and no table lookup is needed."""
+def id_field(fid: int) -> bytes:
+    """A feature's id field (1), encoded: once per cell, not once per tile it appears in."""
+    return _SMALL[(1 << 3) | 0] + _length(fid)
+
+
+def layer(name: str, keys: Sequence[str], features: Sequence[tuple[bytes, bytes, bytes]], extent: int) -> bytes:
+    """One MVT layer, wrapped as a Tile's layer field. Features are (encoded id field, encoded
+    values, encoded polygon geometry); each feature has its own value for every key, in the keys'
+    order, so its tags are (key k, value n * len(keys) + k) and no table lookup is needed."""
     body = bytearray()
     _key(15, 0, body)
     _varint(2, body)
     _bytes(1, name.encode(), body)
     tags = _tags(len(keys), len(features))
-    id_key, geometry_key, feature_key = _SMALL[(1 << 3) | 0], _SMALL[(4 << 3) | 2], _SMALL[(2 << 3) | 2]
+    geometry_key, feature_key = _SMALL[(4 << 3) | 2], _SMALL[(2 << 3) | 2]
     for n, (fid, _, geometry) in enumerate(features):
-        feature = b"".join((
-            id_key, _length(fid), tags[n], _POLYGON, geometry_key, _length(len(geometry)), geometry
-        ))
+        feature = b"".join((fid, tags[n], _POLYGON, geometry_key, _length(len(geometry)), geometry))
         body += feature_key
         body += _length(len(feature))
         body += feature

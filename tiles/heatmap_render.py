@@ -50,10 +50,14 @@ class Drawable:
     rings: list[np.ndarray]  # closed rings in the grid CRS (x/y), one per cell
     hexes: np.ndarray | None  # the same as one (n, 7, 2) array when every cell is a hexagon
     values: list[bytes]  # per cell: its property values, encoded as the layer's `values` fields
+    ids: list[bytes]  # per cell: its MVT feature id field, encoded
 
     def take(self, index: np.ndarray) -> "Drawable":
         hexes = None if self.hexes is None else self.hexes[index]
-        return Drawable(self.cell[index], [self.rings[i] for i in index], hexes, [self.values[i] for i in index])
+        pick = index.tolist()
+        return Drawable(
+            self.cell[index], [self.rings[i] for i in pick], hexes, [self.values[i] for i in pick], [self.ids[i] for i in pick]
+        )
 
 
 def feature_id(cell: int) -> int:
@@ -90,7 +94,7 @@ def drawable(rows: Rows, geographic: bool) -> Drawable:
             props.append(_round(value))
         props.append(_round(value / h3.cell_area(h3.int_to_str(cell), "km^2")))
         values.append(b"".join(mvt.value_field(v) for v in props))
-    return Drawable(rows.cell, rings, hexes, values)
+    return Drawable(rows.cell, rings, hexes, values, [mvt.id_field(feature_id(cell)) for cell in cells])
 
 
 def _geometries(drawn: Drawable, plan: TilePlan) -> list[bytes]:
@@ -191,7 +195,7 @@ class HeatTiles:
             counts[hp.name] = len(kept)
             if kept:
                 names = keys(hp.heatmap.indicator.summed is not None)
-                features = [(feature_id(int(drawn.cell[i])), drawn.values[i], geometries[i]) for i in kept]
+                features = [(drawn.ids[i], drawn.values[i], geometries[i]) for i in kept]
                 layers.append(mvt.layer(hp.name, names, features, EXTENT))
         # MVT layers are independent messages: a tile is their concatenation
         return Rendered(b"".join(layers), counts)
