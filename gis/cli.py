@@ -55,6 +55,7 @@ def serve(host: str, port: int, workers: int, database_url: str | None, log_leve
     os.environ["ONEMAP_PORT"] = str(port)
     if database_url:
         os.environ["ONEMAP_DATABASE_URL"] = database_url
+    _check_data_key()
     click.echo(f"OneMap serving on http://{host}:{port}/ ({workers} worker{'s' if workers > 1 else ''})")
     _listen_with_nodelay(uvicorn.Config)
     uvicorn.run(
@@ -66,6 +67,27 @@ def serve(host: str, port: int, workers: int, database_url: str | None, log_leve
         log_level=log_level,
         proxy_headers=True,
     )
+
+
+def _check_data_key() -> None:
+    """A store sealed with another data key (or a bad key setting) is a one-line error here,
+    not a traceback from every worker: workers build their app after uvicorn forks them."""
+    from gis.security.encryption import DataKeyError
+    from gis.settings import Settings
+    from gis.storage.store import Store
+
+    try:
+        store = Store.open(Settings.from_env())
+    except DataKeyError as err:
+        raise click.ClickException(str(err)) from None
+    try:
+        store.verify_key()
+    except DataKeyError as err:
+        raise click.ClickException(str(err)) from None
+    except Exception:
+        pass  # an unreachable store: the app answers 503 and retries, as it always has
+    finally:
+        store.close()
 
 
 def _listen_with_nodelay(config_class) -> None:

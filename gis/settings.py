@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STORE = REPO_ROOT / "data" / "onemap.gpkg"
+DEFAULT_POSTGIS_KEY = REPO_ROOT / "data" / "onemap-postgis.key"
 
 
 class DatabaseSettings(BaseSettings):
@@ -27,6 +28,15 @@ class DatabaseSettings(BaseSettings):
     schema_name: str = Field(default="onemap", description="PostGIS schema holding the layer tables")
     statement_timeout_ms: int = Field(default=15_000, ge=100, description="bound on every SQL statement")
     pool_size: int = Field(default=8, ge=1)
+    # -- encryption at rest of the sensitive columns (gis.security.encryption) --
+    data_key: SecretStr | None = Field(
+        default=None, description="the data key as 64 hex digits; prefer data_key_file, which keeps it out of the environment"
+    )
+    data_key_file: Path | None = Field(
+        default=None,
+        description="file holding the data key (64 hex digits); default: beside a GeoPackage store (<store>.key), "
+        "data/onemap-postgis.key for PostGIS; generated with mode 0600 when missing",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -38,6 +48,17 @@ class DatabaseSettings(BaseSettings):
     @property
     def is_postgis(self) -> bool:
         return self.database_url.startswith("postgresql")
+
+    @property
+    def data_key_path(self) -> Path:
+        if self.data_key_file is not None:
+            return self.data_key_file
+        if self.is_postgis:
+            return DEFAULT_POSTGIS_KEY
+        from gis.storage.engine import gpkg_path
+
+        store = gpkg_path(self.database_url)
+        return store.with_name(store.name + ".key")
 
 
 class ServerSettings(BaseSettings):

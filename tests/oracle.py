@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import shapely
 from sqlalchemy import text
 
+from gis.security.encryption import encrypted_names
 from gis.storage.store import Store
 
 
@@ -29,13 +30,15 @@ def read_layer(store: Store, layer_id: str) -> list[Row]:
     table = f'"{store.schema}"."{layer_id}"' if store.postgis else f'"{layer_id}"'
     with store.engine.connect() as conn:
         rows = conn.execute(text(f"SELECT id, {cols}, ST_AsBinary(geom) FROM {table} ORDER BY id")).all()
+    # sealed columns opened in Python with the store's key: independent of the SQL decryption
+    sealed = encrypted_names(layer)
     out = []
     for row in rows:
         props = {}
         for name, value in zip(names, row[1:-1]):
             if isinstance(value, (dt.datetime, dt.date)):
                 value = value.isoformat()
-            props[name] = value
+            props[name] = store.key.open(value) if name in sealed else value
         out.append(Row(int(row[0]), props, shapely.from_wkb(bytes(row[-1]))))
     return out
 

@@ -25,6 +25,7 @@ from gis.demo.city import build_demo
 from gis.demo.layout import M_PER_DEG_LAT, M_PER_DEG_LON
 from gis.demo.people import AGE_BANDS, REFERENCE_DATE
 from gis.demo.places import COMPONENT_TYPES
+from gis.security.encryption import encrypted_names
 from gis.settings import REPO_ROOT, DatabaseSettings, ServerSettings, Settings
 from gis.storage.store import Store
 
@@ -66,7 +67,9 @@ def read_city(store: Store) -> dict[str, Layer]:
             rows = conn.execute(query).all()
             cols = list(zip(*rows)) if rows else [()] * (len(names) + 2)
             geoms = shapely.from_wkb([bytes(w) for w in cols[-1]]) if rows else np.array([], dtype=object)
-            out[layer.id] = Layer(list(cols[0]), geoms, {n: list(c) for n, c in zip(names, cols[1:-1])})
+            sealed = encrypted_names(layer)  # stored encrypted: opened with the store's key, in Python
+            columns = {n: [store.key.open(v) for v in c] if n in sealed else list(c) for n, c in zip(names, cols[1:-1])}
+            out[layer.id] = Layer(list(cols[0]), geoms, columns)
     return out
 
 

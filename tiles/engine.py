@@ -45,7 +45,7 @@ def tile_engine(store: Store) -> Engine:
         f"-c statement_timeout={db.statement_timeout_ms} -c search_path={store.schema},public"
         " -c max_parallel_workers_per_gather=0 -c jit=off"
     )
-    return create_engine(
+    engine = create_engine(
         store.engine.url,
         pool_size=db.pool_size,
         max_overflow=db.pool_size,
@@ -54,6 +54,8 @@ def tile_engine(store: Store) -> Engine:
         isolation_level="AUTOCOMMIT",
         connect_args={"options": options, "connect_timeout": 5, "application_name": "onemap"},
     )
+    store.key.attach(engine, postgis=True)  # tiles decrypt the sealed columns they may show
+    return engine
 
 
 class UnknownTileset(KeyError):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import ColumnElement, Table, and_
 
 from gis.catalog import AttrType, Layer, Sensitivity
+from gis.security.encryption import encrypted, readable
 from gis.security.masking import masked
 from gis.security.principal import current
 from tiles.generalise import BUDGET_MIN_FEATURES, Detail, budget_modulus
@@ -51,9 +52,15 @@ class LayerPlan:
         """Attributes that go out through their class's masking rule (gis.security.masking)."""
         return tuple((a.name, a.sensitivity) for a, is_masked in self.view if a is not None and is_masked)
 
+    @property
+    def sealed(self) -> tuple[str, ...]:
+        """Attributes stored encrypted (gis.security.encryption): read through onemap_decrypt."""
+        return tuple(a.name for a, _ in self.view if a is not None and encrypted(a))
+
     def column(self, name: str) -> ColumnElement:
         rule = dict(self.masked).get(name)
-        return self.table.c[name] if rule is None else masked(self.table.c[name], rule).label(name)
+        value = readable(self.table, self.layer.attr(name))
+        return value.label(name) if rule is None else masked(value, rule).label(name)
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,13 @@ _DATE = "to_char(t.\"{n}\", 'YYYY-MM-DD')"
 _DATETIME = "to_char(t.\"{n}\" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
 
-def _column(name: str, kind: AttrType, masks: dict) -> str:
+def _column(name: str, kind: AttrType, masks: dict, sealed: tuple) -> str:
+    # sealed at rest (gis.security.encryption): decrypted in the statement, as in /items
+    value = f'onemap_decrypt(t."{name}")' if name in sealed else f't."{name}"'
     if name in masks:  # the same masking rule as /items (gis.security.masking), compiled for PostgreSQL
-        return f'{masked_sql_postgres(f"t.\"{name}\"", masks[name])} AS "{name}"'
+        return f'{masked_sql_postgres(value, masks[name])} AS "{name}"'
+    if name in sealed:
+        return f'{value} AS "{name}"'
     if kind is AttrType.date:
         return f'{_DATE.format(n=name)} AS "{name}"'
     if kind is AttrType.datetime:
@@ -48,6 +52,7 @@ def _layer_sql(
     where_sql: str,
     i: int,
     masks: tuple = (),
+    sealed: tuple = (),
 ) -> str:
     gcol = 't.geom_3857' if srid == 3857 else 't.geom'
     env = f"ST_MakeEnvelope(%(_x0)s, %(_y0)s, %(_x1)s, %(_y1)s, {srid})"
@@ -55,7 +60,7 @@ def _layer_sql(
     geom = gcol
     if simplify:
         geom = f"ST_SnapToGrid({gcol}, %(_x0)s, %(_y1)s, %(_tol{i})s, %(_tol{i})s)"
-    cols = ", ".join(["t.id", *(_column(n, k, dict(masks)) for n, k in columns)])
+    cols = ", ".join(["t.id", *(_column(n, k, dict(masks), sealed) for n, k in columns)])
     conditions = [f"{gcol} && {benv}"]
     if where_sql:
         conditions.append(f"({where_sql})")
@@ -113,6 +118,7 @@ def render(conn: Connection, schema: str, plan: TilePlan, moduli: dict[str, int]
                 where_sql,
                 i,
                 lp.masked,
+                lp.sealed,
             )
         )
         params[f"_tol{i}"] = lp.detail.grid_units * plan.unit

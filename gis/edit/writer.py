@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text
 
 from gis import hexagons
 from gis.edit import triggers
+from gis.security.encryption import readable
 from gis.storage.store import Store
 from gis.storage.tables import STORAGE_SRID
 
@@ -124,8 +125,10 @@ class FeatureWriter:
     def _row(self, conn: Connection, layer_id: str, fid: int, lock: bool, geometry: bool = False):
         """(etag, attribute values, bbox) of a row, or None; locked for the transaction if asked."""
         table = self.store.tables[layer_id]
-        names = [a.name for a in self.store.catalog[layer_id].attributes]
-        statement = select(*(table.c[n] for n in names), self.store.backend.as_wkb(table.c.geom).label("wkb"))
+        attributes = self.store.catalog[layer_id].attributes
+        names = [a.name for a in attributes]
+        # values as written, decrypted where sealed at rest: what the ETag and a merge work on
+        statement = select(*(readable(table, a) for a in attributes), self.store.backend.as_wkb(table.c.geom).label("wkb"))
         statement = statement.where(table.c.id == fid)
         if lock and self.store.postgis:
             statement = statement.with_for_update()
@@ -152,7 +155,8 @@ class FeatureWriter:
         table = self.store.tables[layer_id]
         with self._transaction(layer_id) as conn:
             fid = self._next_id(conn, layer_id)
-            conn.execute(table.insert().values(id=fid, **values, **self._geometry_values(geom)))
+            sealed = self.store.key.seal_row(self.store.catalog[layer_id], dict(values))
+            conn.execute(table.insert().values(id=fid, **sealed, **self._geometry_values(geom)))
             self._in_scope(conn, layer_id, fid, scope, "would lie")
             etag, _, new_bbox = self._row(conn, layer_id, fid, lock=False)
             result = EditResult(layer_id, fid, "create", None, new_bbox, etag, self._version(conn, layer_id))
@@ -210,7 +214,7 @@ class FeatureWriter:
         table = self.store.tables[layer_id]
         with self._transaction(layer_id) as conn:
             _, _, old_bbox = self._checked(conn, layer_id, fid, if_match, scope)
-            changes = dict(values)
+            changes = self.store.key.seal_row(self.store.catalog[layer_id], dict(values))
             if geom is not None:
                 changes.update(self._geometry_values(geom))
             if changes:

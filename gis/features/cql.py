@@ -18,6 +18,7 @@ from pygeofilter.parsers.cql2_text import parse as parse_cql2_text
 from sqlalchemy import Boolean, ColumnElement, Table, and_, func, literal, not_, or_, true
 
 from gis.catalog import AttrType, Layer
+from gis.security.encryption import readable
 from gis.security.principal import current
 
 MAX_DEPTH = 32
@@ -133,7 +134,8 @@ class _Translator:
             items = [self._value(node.lhs, v) for v in node.sub_nodes]
             return self._sql(lambda: column.in_(items) if not node.not_ else column.not_in(items))
         if isinstance(node, ast.IsNull):
-            column, _ = self._column_and_value(node.lhs, None)
+            # sealing keeps NULL as NULL: test the stored column, with no decryption per row
+            column = None if self.table is None else self.table.c[self._name(node.lhs)]
             return self._sql(lambda: column.is_(None) if not node.not_ else column.is_not(None))
         if isinstance(node, ast.SpatialComparisonPredicate):
             return self._spatial(node)
@@ -163,12 +165,16 @@ class _Translator:
             )
         return name
 
+    def _readable(self, name: str):
+        """The column as plaintext (decrypted in SQL when sealed at rest, gis.security.encryption)."""
+        return self.table.c.id if name == "id" else readable(self.table, self.layer.attr(name))
+
     def _column_and_value(self, lhs, rhs):
         name = self._name(lhs)
         value = None if rhs is None else self._value(lhs, rhs)
         if self.table is None:
             return None, value
-        column = self.table.c[name]
+        column = self._readable(name)
         if _casei(lhs):
             column = func.lower(column)
         return column, value
@@ -194,7 +200,7 @@ class _Translator:
             raise FilterError("LIKE needs a quoted pattern")
         if self.table is None:
             return None
-        column = self.table.c[name]
+        column = self._readable(name)
         # CQL2's wildcards are SQL's (% and _, backslash escapes), whatever pygeofilter records
         pattern = node.pattern
         if node.nocase or _casei(node.lhs):

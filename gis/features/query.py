@@ -17,6 +17,7 @@ from sqlalchemy import Boolean, ColumnElement, Select, and_, func, literal, sele
 
 from gis.catalog import AttrType, Layer
 from gis.features import cql
+from gis.security.encryption import readable
 from gis.security.masking import masked
 from gis.security.principal import current
 from gis.storage.store import Store
@@ -86,7 +87,7 @@ class LayerQueries:
         if query.datetime:
             clauses.append(self._datetime(query.datetime))
         for name, raw in query.equals:
-            clauses.append(table.c[name] == self._typed(name, raw))
+            clauses.append(readable(table, self.public[name]) == self._typed(name, raw))
         if query.filter is not None:
             clauses.append(cql.to_sqlalchemy(query.filter, self.layer, table))
         return and_(true(), *clauses)
@@ -144,9 +145,10 @@ class LayerQueries:
     def column(self, name: str) -> ColumnElement:
         """An attribute as the caller may read it: masked in SQL when its class asks."""
         attribute, is_masked = self.visible[name]
+        value = readable(self.table, attribute)  # decrypted in SQL when sealed at rest
         if is_masked:
-            return masked(self.table.c[name], attribute.sensitivity).label(name)
-        return self.table.c[name]
+            return masked(value, attribute.sensitivity).label(name)
+        return value.label(name)
 
     def page_statement(self, query: FeatureQuery) -> Select:
         table = self.table
@@ -159,7 +161,7 @@ class LayerQueries:
         for name, ascending in query.sortby:
             if name != "id" and name not in self.public:
                 raise QueryError(f"sortby: {name!r} is not a sortable property of {self.layer.id}")
-            column = table.c[name]
+            column = table.c.id if name == "id" else readable(table, self.public[name])
             # NULLs last either way, so both backends page in one order
             order.append(column.asc().nulls_last() if ascending else column.desc().nulls_last())
         order.append(table.c.id.asc())

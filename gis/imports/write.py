@@ -24,6 +24,7 @@ from gis import hexagons
 from gis.catalog import AttrType, Layer
 from gis.edit import triggers
 from gis.imports.validate import Checked
+from gis.security.encryption import encrypted_names
 from gis.storage.store import Store
 from gis.storage.tables import SOURCE_ID
 
@@ -69,7 +70,7 @@ def upsert(store: Store, layer: Layer, rows: Checked, progress: Callable[[int], 
                 stage = _create_stage(store, conn, layer.id, columns)
                 _write(store, conn, stage, columns, layer, ids, rows, sorted(known.values()), step)
                 old_bbox = _touched_extent(store, conn, target, stage)
-                updated = _update(store, conn, target, stage, columns)
+                updated = _update(store, conn, target, stage, columns, encrypted_names(layer))
                 conn.execute(text(f"DROP TABLE {stage}"))
             # new rows go straight into the layer table (COPY on PostGIS)
             with _bulk_indexes(store, conn, layer.id, len(fresh)):
@@ -170,6 +171,11 @@ def _write(store: Store, conn: Connection, into: str, columns: list[str], layer:
     quoted = ", ".join(f'"{n}"' for n in columns)
     types = {a.name: a.type for a in layer.attributes}
     kinds = [None, AttrType.string, *(types[n] for n in names), None, None]
+    sealed = encrypted_names(layer)  # sealed at rest (gis.security.encryption) before they leave the process
+
+    def stored(n: str, part: list[int]) -> list:
+        values = _stored([rows.columns[n][i] for i in part], types[n], store.postgis)
+        return store.key.seal_all(values) if n in sealed else values
 
     def chunks():
         for start in range(0, len(which), CHUNK):
@@ -178,7 +184,7 @@ def _write(store: Store, conn: Connection, into: str, columns: list[str], layer:
             yield len(part), [
                 [ids[i] for i in part],
                 [rows.source_ids[i] for i in part],
-                *(_stored([rows.columns[n][i] for i in part], types[n], store.postgis) for n in names),
+                *(stored(n, part) for n in names),
                 hexagons.cells(geoms),
                 store.backend.geom_values(geoms),
             ]
@@ -250,7 +256,7 @@ def _touched_extent(store: Store, conn: Connection, target: str, stage: str):
     return None if row[0] is None else tuple(float(v) for v in row)
 
 
-def _update(store: Store, conn: Connection, target: str, stage: str, columns: list[str]) -> int:
+def _update(store: Store, conn: Connection, target: str, stage: str, columns: list[str], sealed: frozenset) -> int:
     """Rewrite the known rows that differ from their staged version; how many did.
 
     A plain UPDATE rather than INSERT ... ON CONFLICT: SQLite lets an upsert's conflict rule
@@ -258,8 +264,9 @@ def _update(store: Store, conn: Connection, target: str, stage: str, columns: li
     """
     kept = columns[1:]
     sets = ", ".join(f'"{c}" = s."{c}"' for c in kept)
-    old = ", ".join(f'{target}."{c}"' for c in kept)
-    new = ", ".join(f's."{c}"' for c in kept)
+    # sealed values differ by their random IV alone: compared as plaintext
+    old = ", ".join(f'onemap_decrypt({target}."{c}")' if c in sealed else f'{target}."{c}"' for c in kept)
+    new = ", ".join(f'onemap_decrypt(s."{c}")' if c in sealed else f's."{c}"' for c in kept)
     differs = "IS DISTINCT FROM" if store.postgis else "IS NOT"
     return conn.execute(text(
         f"UPDATE {target} SET {sets} FROM {stage} s WHERE {target}.id = s.id AND ({old}) {differs} ({new})"

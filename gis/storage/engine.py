@@ -66,13 +66,13 @@ def _sqlite_connect(path: Path, timeout_ms: int):
         conn.execute("PRAGMA cache_size=-65536")
         # LIKE means the same on both backends: case-sensitive, as in PostgreSQL and CQL2
         conn.execute("PRAGMA case_sensitive_like=ON")
-        _bound_statements(conn, timeout_ms)
+        bound_statements(conn, timeout_ms)
         return conn
 
     return connect
 
 
-def _bound_statements(conn, timeout_ms: int) -> None:
+def bound_statements(conn, timeout_ms: int) -> None:
     """Interrupt any statement that runs past the timeout (SQLite has no statement_timeout).
 
     The deadline restarts whenever the connection is idle between statements, which the

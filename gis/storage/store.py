@@ -18,6 +18,7 @@ from sqlalchemy import Engine, MetaData, Table, func, inspect, select, text
 
 from gis import hexagons
 from gis.catalog import Catalog, Layer
+from gis.security.encryption import DataKey, encrypted_names
 from gis.settings import Settings
 from gis.storage.backends import Backend, backend_for
 from gis.storage.engine import open_engine
@@ -51,7 +52,10 @@ class Store:
         self.catalog = catalog
         self.postgis = settings.database.is_postgis
         self.schema = settings.database.schema_name if self.postgis else None
+        # the key of the sensitive columns: every connection decrypts with it, every writer seals
+        self.key = DataKey.load(settings.database)
         self.engine = engine or open_engine(settings.database)
+        self.key.attach(self.engine, self.postgis)
         self.backend: Backend = backend_for(self.postgis, settings.database.schema_name)
         self.metadata = MetaData(schema=self.schema)
         self.tables: dict[str, Table] = {
@@ -83,6 +87,12 @@ class Store:
                 else:
                     self._add_new_attributes(conn, layer)
             migrations.upgrade(conn, self)
+            self.key.verify(conn, self.schema)
+
+    def verify_key(self) -> None:
+        """For commands that read without initialising: refuse a store sealed with another key."""
+        with self.engine.connect() as conn:
+            self.key.verify(conn, self.schema)
 
     def _add_new_attributes(self, conn, layer: Layer) -> None:
         # An attribute added to a layer file after the store was built becomes an empty column,
@@ -194,7 +204,9 @@ class _Loader:
         shapes = np.asarray(batch.geoms)
         geoms = self.store.backend.geom_values(shapes)
         names.append("h3")
-        columns = [batch.ids, *(batch.columns[n] for n in names[:-1]), hexagons.cells(shapes), geoms]
+        sealed = encrypted_names(self.layer)
+        values = [self.store.key.seal_all(batch.columns[n]) if n in sealed else batch.columns[n] for n in names[:-1]]
+        columns = [batch.ids, *values, hexagons.cells(shapes), geoms]
         if self.store.postgis:
             self._copy(names, columns)
         else:
