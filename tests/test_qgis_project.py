@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -31,8 +32,10 @@ pytestmark = [
 ]
 
 
-def number_matched(base: str, collection: str) -> int:
-    return httpx.get(f"{base}/collections/{collection}/items", params={"limit": 1, "f": "json"}, timeout=60).json()["numberMatched"]
+def number_matched(base: str, collection: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    answer = httpx.get(f"{base}/collections/{collection}/items", params={"limit": 1, "f": "json"}, headers=headers, timeout=60)
+    return answer.json()["numberMatched"]
 
 
 def right(role: str, layer: str, roles: Path = ROLES) -> str:
@@ -41,11 +44,13 @@ def right(role: str, layer: str, roles: Path = ROLES) -> str:
     return rule["right"] if isinstance(rule, dict) else rule
 
 
-def write_project(base: str, out: Path, role: str, roles: Path = ROLES) -> subprocess.CompletedProcess:
+def write_project(base: str, out: Path, role: str, roles: Path = ROLES, token: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "ONEMAP_ROLES_FILE": str(roles)}
+    if token:
+        env["ONEMAP_TOKEN"] = token  # as a planner would: not on the command line, where ps shows it
     return subprocess.run(
         [sys.executable, "-m", "gis.cli", "qgis-project", str(out), "--role", role, "--url", base],
-        capture_output=True, text=True, timeout=600, cwd=HERE.parent,
-        env={**os.environ, "ONEMAP_ROLES_FILE": str(roles)},
+        capture_output=True, text=True, timeout=600, cwd=HERE.parent, env=env,
     )
 
 
@@ -59,9 +64,9 @@ def layer_ids() -> list[str]:
     return ids
 
 
-def open_project(path: Path, png: Path) -> dict:
+def open_project(path: Path, png: Path, auth: Path | None = None) -> dict:
     done = subprocess.run(
-        [SYSTEM_PYTHON, str(HERE / "clients" / "qgis_project.py"), str(path), str(png)],
+        [SYSTEM_PYTHON, str(HERE / "clients" / "qgis_project.py"), str(path), str(png), *([str(auth)] if auth else [])],
         capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stderr[-2000:]
@@ -125,7 +130,42 @@ def test_layers_a_role_reads_only_with_its_token_are_named_not_dropped_silently(
     with security_server(store) as base:
         done = write_project(base, tmp_path / "wall.qgz", "wall", SHIPPED_ROLES)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "left out cameras" in done.stderr and "authentication configuration" in done.stderr
+    assert "left out cameras" in done.stderr and "--token" in done.stderr
+
+
+@pytest.mark.parametrize("role", ["staff", "admin"])
+def test_with_a_token_every_layer_the_role_may_see_is_there_and_counts_match(store, tmp_path, backend, role):
+    """The role's key travels in a QGIS authentication configuration (Basic, the key as password):
+    layers served only with it are valid, and each OAPIF layer pages to the role's numberMatched."""
+    from gis.security import keys
+
+    token, record = keys.create(store, f"planner-{role}", role)
+    try:
+        with security_server(store) as base:
+            out = tmp_path / f"{role}.qgz"
+            done = write_project(base, out, role, SHIPPED_ROLES, token=token)
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert "left out" not in done.stderr and token not in done.stdout + done.stderr
+            auth = out.with_suffix(".auth.xml")
+            assert oct(auth.stat().st_mode & 0o777) == "0o600"
+            with zipfile.ZipFile(out) as qgz:  # the project holds only the configuration's id
+                qgs = next(qgz.read(n) for n in qgz.namelist() if n.endswith(".qgs")).decode("utf-8")
+            assert token not in qgs and qgs.count("authcfg") >= len(layer_ids()) - 1
+            report = open_project(out, out.with_suffix(".png"), auth)
+            assert report["layers"] and all(e["valid"] for e in report["layers"]), report["layers"]
+            served = {c["id"] for c in httpx.get(f"{base}/collections", headers={"Authorization": f"Bearer {token}"}, timeout=60).json()["collections"]}
+            expected = sorted(c for c in layer_ids() if c in served and right(role, c, SHIPPED_ROLES) in ("masked", "full"))
+            oapif = [e for e in report["layers"] if e["provider"] == "OAPIF"]
+            assert "cameras" in expected and sorted(e["typename"] for e in oapif) == expected
+            for entry in oapif:
+                assert entry["feature_count"] == number_matched(base, entry["typename"], token), entry
+            assert not report["render"]["errors"] and report["render"]["differing"] > 0.3, report["render"]
+            # without the configuration QGIS reaches the server as nobody: the token-only layers fail
+            bare = open_project(out, out.with_suffix(".bare.png"))
+            cameras = next(e for e in bare["layers"] if e["name"].startswith("视频监控"))  # title_zh of layers/cameras.yml
+            assert not cameras["valid"], cameras
+    finally:
+        keys.revoke(store, record.key_id)
 
 
 def test_bad_arguments_say_what_to_do(live_server, tmp_path):

@@ -21,7 +21,13 @@ SYSTEM_PYTHON = os.environ.get("ONEMAP_QGIS_PYTHON", "/usr/bin/python3")
 @click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--role", default="public", show_default=True, help="role whose layers the project holds (the roles file: ONEMAP_ROLES_FILE or layers/roles/roles.yml)")
 @click.option("--url", "base", default=None, help="OneMap's base URL the layers point at [default: ONEMAP_BASE_URL or http://HOST:PORT]")
-def qgis_project(out: Path, role: str, base: str | None) -> None:
+@click.option(
+    "--token", envvar="ONEMAP_TOKEN", default=None,
+    help="a key of ROLE (or set ONEMAP_TOKEN): the project then holds the layers served only with it, and "
+    "OUT's stem + .auth.xml holds the QGIS authentication configuration carrying it (import it once in QGIS: "
+    "Settings > Options > Authentication > Utilities > Import)",
+)
+def qgis_project(out: Path, role: str, base: str | None, token: str | None) -> None:
     """Write OUT.qgz: OGC API - Features layers for analysis, OneMap's vector tiles with its style
     for display, and the H3 heatmaps, grouped and styled, for what ROLE may see.
 
@@ -41,7 +47,7 @@ def qgis_project(out: Path, role: str, base: str | None) -> None:
     try:
         policy = Policy.load(settings.server.roles_path, catalog)
         indicators = Indicators.load(settings.server.indicator_registry, catalog)
-        layout = plan(base, catalog, policy, indicators, role, settings.server.title)
+        layout = plan(base, catalog, policy, indicators, role, settings.server.title, token=token or None)
     except (PlanError, ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from None
     count = sum(len(g["layers"]) for g in layout["groups"])
@@ -49,8 +55,11 @@ def qgis_project(out: Path, role: str, base: str | None) -> None:
     if not Path(SYSTEM_PYTHON).exists():
         raise click.ClickException(f"{SYSTEM_PYTHON} is missing: install Debian's python3-qgis (scripts/ensure-system test)")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    env.pop("ONEMAP_TOKEN", None)  # the writer gets the token in the plan, on its stdin
+    auth_file = out.with_suffix(".auth.xml")
     done = subprocess.run(
-        [SYSTEM_PYTHON, str(WRITER), str(out)], input=json.dumps(layout), capture_output=True, text=True, env=env, timeout=900
+        [SYSTEM_PYTHON, str(WRITER), str(out), str(auth_file)], input=json.dumps(layout), capture_output=True, text=True,
+        env=env, timeout=900,
     )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
@@ -64,7 +73,14 @@ def qgis_project(out: Path, role: str, base: str | None) -> None:
     if layout["needs_token"]:
         click.echo(
             f"onemap: left out {', '.join(layout['needs_token'])}: role {role} may read them, but the server "
-            "serves them only with that role's token; add them in QGIS with an authentication configuration",
+            f"serves them only with that role's token; pass --token (a key of role {role}) and the project "
+            "carries it in a QGIS authentication configuration",
             err=True,
         )
     click.echo(f"onemap: wrote {out}")
+    if layout["auth"]:
+        click.echo(
+            f"onemap: wrote {auth_file} (readable by you alone: it holds the token): import it once in QGIS "
+            f"(Settings > Options > Authentication > Utilities > Import) before opening {out.name}; "
+            f"its layers use authentication configuration {report['authcfg']}"
+        )

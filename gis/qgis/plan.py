@@ -57,22 +57,34 @@ def symbol(layer: Layer) -> dict:
     return spec
 
 
-def plan(base: str, catalog: Catalog, policy: Policy, indicators: Indicators, role_name: str, title: str) -> dict:
+def plan(
+    base: str, catalog: Catalog, policy: Policy, indicators: Indicators, role_name: str, title: str,
+    token: str | None = None,
+) -> dict:
+    """`token` (a key of the role): the project reaches the server as the role, through a QGIS
+    authentication configuration (Basic, the token as password: all QGIS 3.22 can send) that the
+    writer exports beside the project; without it, as the public."""
     base = base.rstrip("/")
     try:
         role = policy.role(role_name)
     except KeyError as err:
         raise PlanError(str(err.args[0])) from None
-    served = {c["id"] for c in _get(base, "/collections")["collections"]}
+    get = lambda path, missing_ok=False: _get(base, path, missing_ok, token)  # noqa: E731
+    served = {c["id"] for c in get("/collections")["collections"]}
     may_read = [layer for layer in catalog.published if role.right(layer.id) >= Right.masked]
     readable = [layer for layer in may_read if layer.id in served]
-    # the server lists what an anonymous client may read; the rest needs the role's token in QGIS
+    # the server lists what the caller may read; the rest needs the role's token in QGIS
     needs_token = [layer.id for layer in may_read if layer.id not in served]
+    if token and needs_token:
+        raise PlanError(
+            f"with this token the server does not serve {', '.join(needs_token)}, which role {role.name} may read: "
+            f"is it a key of role {role.name}? (`onemap keys create --role {role.name}`)"
+        )
     analysis = [
         {"id": layer.id, "title": f"{layer.title_zh} {layer.title}", "symbol": symbol(layer)}
         for layer in readable
     ]
-    tilejson = _get(base, "/tiles/WebMercatorQuad/tilejson.json")
+    tilejson = get("/tiles/WebMercatorQuad/tilejson.json")
     display = {
         "title": "OneMap 底图 (vector tiles)",
         "tiles": tilejson["tiles"][0],
@@ -86,7 +98,7 @@ def plan(base: str, catalog: Catalog, policy: Policy, indicators: Indicators, ro
             continue
         tileset = HEATMAP_PREFIX + indicator.id
         path = f"/collections/{quote(tileset)}/tiles/WebMercatorQuad/tilejson.json"
-        heat = _get(base, path, missing_ok=True)
+        heat = get(path, missing_ok=True)
         if heat is None:
             continue  # this server offers no heatmap of it
         heatmaps.append({
@@ -104,6 +116,7 @@ def plan(base: str, catalog: Catalog, policy: Policy, indicators: Indicators, ro
         "role": role.name,
         "extent": bounds,
         "needs_token": needs_token,
+        "auth": {"name": f"OneMap {role.name} ({base})", "user": role.name, "token": token} if token else None,
         "groups": [
             {"name": "分析 Analysis (OGC API - Features)", "kind": "oapif", "layers": analysis},
             {"name": "热力图 Heatmaps (H3)", "kind": "tiles", "layers": heatmaps, "visible": False},
@@ -112,13 +125,16 @@ def plan(base: str, catalog: Catalog, policy: Policy, indicators: Indicators, ro
     }
 
 
-def _get(base: str, path: str, missing_ok: bool = False) -> dict | None:
+def _get(base: str, path: str, missing_ok: bool = False, token: str | None = None) -> dict | None:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(base + path, timeout=60) as answer:
+        with urllib.request.urlopen(urllib.request.Request(base + path, headers=headers), timeout=60) as answer:
             return json.load(answer)
     except urllib.error.HTTPError as err:
         if missing_ok and err.code == 404:
             return None
+        if err.code == 401:
+            raise PlanError(f"{base}{path} refused the token (HTTP 401): is it a valid, unexpired key? (--token)") from None
         raise PlanError(f"{base}{path} answered HTTP {err.code}; is this a OneMap server? (--url)") from None
     except (urllib.error.URLError, OSError) as err:
         raise PlanError(f"could not reach {base}{path} ({err}); is OneMap serving there? (--url)") from None

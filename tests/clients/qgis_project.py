@@ -1,6 +1,8 @@
 """Run by Debian's python3: open a QGIS project headless, as a planner's QGIS would, and report.
 
-usage: python3 qgis_project.py PROJECT.qgz OUT.png
+usage: python3 qgis_project.py PROJECT.qgz OUT.png [AUTH.xml]
+AUTH.xml (what `onemap qgis-project --token` writes) is imported first, into a fresh auth database,
+as a planner imports it once into their QGIS.
 Prints one JSON object: the layer tree (group, name, provider, valid, feature count for vector
 layers), and how much of a 1200x900 rendering of the whole project differs from the background.
 """
@@ -8,8 +10,10 @@ layers), and how much of a 1200x900 rendering of the whole project differs from 
 import json
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["QGIS_AUTH_DB_DIR_PATH"] = tempfile.mkdtemp(prefix="qgis-auth-")
 
 from qgis.core import (  # noqa: E402
     QgsApplication,
@@ -28,6 +32,10 @@ def main() -> None:
     path, png = sys.argv[1], sys.argv[2]
     app = QgsApplication([], False)
     app.initQgis()
+    if len(sys.argv) > 3:
+        manager = QgsApplication.authManager()
+        manager.setMasterPassword("planner", True)
+        assert manager.importAuthenticationConfigsFromXml(sys.argv[3], "", True), "the auth file did not import"
     project = QgsProject.instance()
     report = {"read": project.read(path), "title": project.title(), "layers": []}
     for node in project.layerTreeRoot().findLayers():
