@@ -3,19 +3,26 @@ both backends, under the shipped layers/roles/roles.yml.
 
 Expected answers come from the stored rows (tests/oracle.py) and the rules as docs/security.md
 states them: public reads no cameras and no people, only suppressed counts of people; staff read
-cameras without stream URLs, only in their street, in every API; admin reads everything.
+cameras without stream URLs, only in their street, in every API; admin reads everything. Exports
+(`onemap export --role`) hold what the same role and limits read over HTTP.
 """
 
 from __future__ import annotations
 
+import gzip
+import os
+import subprocess
+import sys
 from collections import Counter
 
 import pytest
+from pmtiles.reader import MmapSource, Reader, all_tiles
 
 from gis.security import audit
+from gis.settings import REPO_ROOT
 from tests.oapif import all_items
 from tests.oracle import read_layer
-from tests.security_support import api_key, client, masked_as_expected, security_server
+from tests.security_support import SHIPPED_ROLES, api_key, client, masked_as_expected, security_server
 from tests.tiles_support import decode, tile_of
 
 WEB = "WebMercatorQuad"
@@ -262,3 +269,70 @@ def test_sensitive_reads_and_staff_tokens_are_on_the_record(callers, store):
     requests = audit.entries(store, subject="grid-member-1", action="request")
     assert any(e.target == "/collections/grids/items" and '"status": 200' in e.detail for e in requests)
     assert audit.verify(store).ok
+
+
+# -- exports ---------------------------------------------------------------------------------------------
+
+
+def exported(store, tmp_path, role: str, *options: str, around) -> dict[str, dict[int, dict]]:
+    """`onemap export --role ROLE` of the whole dataset at z16 around a place: {layer: {id: properties}}."""
+    out = tmp_path / f"{role}.pmtiles"
+    bbox = f"{around.x - 0.004},{around.y - 0.004},{around.x + 0.004},{around.y + 0.004}"
+    env = {**os.environ, "ONEMAP_DATABASE_URL": store.settings.database.database_url,
+           "ONEMAP_SCHEMA_NAME": store.settings.database.schema_name, "ONEMAP_ROLES_FILE": str(SHIPPED_ROLES),
+           "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "gis.cli", "export", str(out), "--minzoom", "16", "--maxzoom", "16",
+               "--bbox", bbox, "--role", role, *options]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env)
+    assert run.returncode == 0, run.stderr[-800:]
+    layers: dict[str, dict[int, dict]] = {}
+    with open(out, "rb") as f:
+        for _, data in all_tiles(Reader(MmapSource(f)).get_bytes):
+            for name, features in decode(gzip.decompress(data)).items():
+                layers.setdefault(name, {}).update({fid: feature["properties"] for fid, feature in features.items()})
+    return layers
+
+
+def test_exports_hold_what_the_role_may_read(store, street, tmp_path):
+    cameras = {r.id: r for r in read_layer(store, "cameras")}
+    places = {r.id: r for r in read_layer(store, "key_places")}
+    residents = {r.id: r for r in read_layer(store, "population")}
+    camera = next(r for r in cameras.values() if r.props["street"] == street)
+
+    public = exported(store, tmp_path, "public", around=camera.geom)
+    assert "cameras" not in public and "population" not in public and public.get("key_places")
+    for fid, props in public["key_places"].items():
+        masked_as_expected(store.catalog["key_places"], props, places[fid].props)
+
+    staff = exported(store, tmp_path, "staff", "--streets", street, around=camera.geom)
+    assert "population" not in staff and camera.id in staff["cameras"]
+    for fid, props in staff["cameras"].items():
+        assert cameras[fid].props["street"] == street and "stream_url" not in props
+    for fid, props in staff.get("key_places", {}).items():
+        assert places[fid].props["street"] == street
+        masked_as_expected(store.catalog["key_places"], props, places[fid].props)
+
+    admin = exported(store, tmp_path, "admin", around=camera.geom)
+    assert admin["cameras"][camera.id]["stream_url"] == camera.props["stream_url"]
+    # staff's cameras are exactly admin's that lie in their street
+    assert {fid for fid in admin["cameras"] if cameras[fid].props["street"] == street} == set(staff["cameras"])
+    assert admin["population"]
+    for fid, props in admin["population"].items():
+        for name in ("name", "national_id", "phone", "address"):
+            assert props.get(name) == residents[fid].props[name]
+
+    audit.flush(store)
+    runs = [e for e in audit.entries(store, action="export") if e.subject.startswith("cli:")]
+    assert {e.role for e in runs} >= {"public", "staff", "admin"}
+    assert audit.verify(store).ok
+
+
+def test_exports_refuse_a_role_that_is_not_configured(tmp_path):
+    env = {**os.environ, "ONEMAP_ROLES_FILE": str(SHIPPED_ROLES), "PYTHONPATH": str(REPO_ROOT)}
+    for command in ("export", "seed"):
+        target = [str(tmp_path / "out.pmtiles")] if command == "export" else ["--cache-dir", str(tmp_path)]
+        run = subprocess.run([sys.executable, "-m", "gis.cli", command, *target, "--role", "superuser"],
+                             capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=env)
+        assert run.returncode == 2, run.stderr[-500:]
+        assert "no role 'superuser'" in run.stderr and "public, staff, admin" in run.stderr
+    assert not (tmp_path / "out.pmtiles").exists()

@@ -351,7 +351,8 @@ class TileService:
     def produce(self, tileset_id: str, tms: str, z: int, x: int, y: int) -> Entry:
         """One unfiltered tile from the cache, or rendered and cached (synchronous: seed, export)."""
         grid = GRIDS[tms]
-        key: Key = (tileset_id, tms, z, x, y, "")
+        # the caller's view in the key, as for requests: a seed run as staff fills staff's tiles only
+        key: Key = (tileset_id, tms, z, x, y, view_filter_key(current_principal(), ""))
         return self._produce(key, lambda: self.engine.plan(tileset_id, grid, z, x, y), RenderJob())
 
     def _produce(self, key: Key, plan_factory, job: RenderJob) -> Entry:

@@ -7,7 +7,10 @@
   gzip-compressed tiles, `metadata` with the TileJSON `json` field). Empty tiles are left out.
 
 Both render through the same `TileService` as the server, so a file holds byte-for-byte what the
-API would answer. Progress goes to stderr: a bar on a terminal, plain lines otherwise (logs).
+API would answer — to the role given with `--role` (default `public`, the anonymous caller),
+limited to `--streets`/`--grids` when given, exactly as a token of that role and limits would
+get (gis.security). Each run is one entry in the audit log. Progress goes to stderr: a bar on a
+terminal, plain lines otherwise (logs).
 """
 
 from __future__ import annotations
@@ -48,6 +51,15 @@ def _bbox(ctx, param, value: str | None):
     return numbers
 
 
+def _codes(ctx, param, value: str | None):
+    if value is None:
+        return None
+    codes = [c.strip() for c in value.split(",") if c.strip()]
+    if not codes:
+        raise click.BadParameter(f"{value!r}: give one or more codes separated by commas")
+    return codes
+
+
 def _common(function):
     options = [
         click.option("--tileset", default=DATASET, show_default=True, help=f"'{DATASET}' (every layer) or a layer id"),
@@ -57,6 +69,10 @@ def _common(function):
                      help="area to cover (CRS84); default: the extent of the tileset's data"),
         click.option("--jobs", type=click.IntRange(1, 64), default=4, show_default=True, help="tiles rendered at once"),
         click.option("--database-url", envvar="ONEMAP_DATABASE_URL", default=None, help="postgresql://… or gpkg:///…"),
+        click.option("--role", default="public", show_default=True,
+                     help="render as this configured role sees the tiles (layers, masking, audit)"),
+        click.option("--streets", callback=_codes, metavar="CODE,…", help="only these streets' features, as a limited token"),
+        click.option("--grids", callback=_codes, metavar="CODE,…", help="only these grids' features, as a limited token"),
     ]
     for option in reversed(options):
         function = option(function)
@@ -66,11 +82,15 @@ def _common(function):
 class _Job:
     """The store, the tile service and the list of tiles one command works through."""
 
-    def __init__(self, database_url, tileset, tms, minzoom, maxzoom, bbox, cache_dir):
+    def __init__(self, database_url, tileset, tms, minzoom, maxzoom, bbox, cache_dir, role, streets, grids):
+        from gis.security import principal as principals
+        from gis.security.roles import Policy
         from gis.settings import Settings
         from gis.storage.store import Store
         from tiles.api import TileService
         from tiles.metadata import tileset_zoom, union_bbox
+
+        from gis.security.encryption import DataKeyError
 
         grid = GRIDS.get(tms)
         if grid is None:
@@ -81,8 +101,20 @@ class _Job:
         except Exception as err:  # pydantic names the bad variable
             raise click.ClickException(f"bad configuration: {err}") from None
         try:
+            policy = Policy.load(settings.server.roles_path)
+            self.principal = principals.for_role(policy, role, f"cli:{_user()}", streets, grids)
+        except KeyError:
+            raise click.BadParameter(f"no role {role!r}; roles are {', '.join(policy.roles)}", param_hint="--role") from None
+        except (OSError, ValueError) as err:
+            raise click.ClickException(f"cannot read the roles: {_first_line(err)}") from None
+        self._as = principals.use(self.principal)  # every step below, and each render thread, runs as it
+        self._as.__enter__()
+        try:
             self.store = Store.open(settings)
+            self.store.verify_key()  # a store sealed with another data key: say so before rendering
             built = self.store.is_built()
+        except DataKeyError as err:
+            raise click.ClickException(str(err)) from None
         except Exception as err:
             raise click.ClickException(f"cannot open the store {settings.database.database_url}: {_first_line(err)}") from None
         if not built:
@@ -93,7 +125,9 @@ class _Job:
         known = [t for t in sorted(self.service.engine.tilesets) if _visible(self.service.engine, t)]
         if tileset not in known:
             self.close()
-            raise click.BadParameter(f"unknown tileset {tileset!r}; use one of {', '.join(known)}", param_hint="--tileset")
+            raise click.BadParameter(
+                f"unknown tileset {tileset!r} for role {role}; use one of {', '.join(known)}", param_hint="--tileset"
+            )
         self.tileset = self.service.engine.tileset(tileset)
         self.grid = grid
         zoom = tileset_zoom(grid, self.tileset) or (grid.minzoom, grid.minzoom)
@@ -127,8 +161,22 @@ class _Job:
         return total
 
     def render(self, tile: tuple[int, int, int]) -> tuple[tuple[int, int, int], bytes]:
+        from gis.security.principal import use
+
         z, x, y = tile
-        return tile, self.service.produce(self.tileset.id, self.grid.id, z, x, y).data
+        with use(self.principal):  # pool threads do not inherit the context
+            return tile, self.service.produce(self.tileset.id, self.grid.id, z, x, y).data
+
+    def audit(self, action: str, tiles: int, detail: dict) -> None:
+        """One entry per run, like a read of the tileset by this principal; written before exit."""
+        from gis.security import audit
+
+        minzoom, maxzoom = self.minzoom, self.maxzoom
+        layers = [layer.id for layer in self.tileset.layers if layer.id in self.store.catalog]
+        audit.record(self.store, action, ",".join(layers), bbox=[round(v, 7) for v in self.bbox],
+                     detail={"tileset": self.tileset.id, "tms": self.grid.id, "zoom": f"{minzoom}-{maxzoom}",
+                             "tiles": tiles, **detail}, principal=self.principal)
+        audit.flush(self.store)
 
     def run(self, jobs: int, label: str) -> Iterator[tuple[tuple[int, int, int], bytes]]:
         """Every tile with its bytes (b"" when empty), in order, with progress on stderr."""
@@ -150,6 +198,7 @@ class _Job:
         if service is not None:
             service.close()  # the disk cache is written behind: store what is queued
         self.store.close()
+        self._as.__exit__(None, None, None)
 
 
 class _Progress:
@@ -200,6 +249,15 @@ def _first_line(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no name for this uid (containers)
+        return "unknown"
+
+
 def _rate(n: int, seconds: float) -> str:
     return f"{n / seconds:.1f} tiles/s" if seconds > 0 else "n/a tiles/s"
 
@@ -209,7 +267,7 @@ def _rate(n: int, seconds: float) -> str:
 @click.option("--tms", default=WEB, show_default=True, help=f"tile matrix set: {', '.join(GRIDS)}")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="disk cache to fill; default ONEMAP_TILE_CACHE_DIR")
-def seed(tileset, minzoom, maxzoom, bbox, jobs, database_url, tms, cache_dir) -> None:
+def seed(tileset, minzoom, maxzoom, bbox, jobs, database_url, role, streets, grids, tms, cache_dir) -> None:
     """Render tiles into the disk tile cache the server reads.
 
     Every tile of the tileset at levels MINZOOM..MAXZOOM over BBOX is rendered (or found already
@@ -221,14 +279,15 @@ def seed(tileset, minzoom, maxzoom, bbox, jobs, database_url, tms, cache_dir) ->
         cache_dir = ServerSettings().tile_cache_dir
         if cache_dir is None:
             raise click.UsageError("no tile cache directory: set ONEMAP_TILE_CACHE_DIR or give --cache-dir")
-    job = _Job(database_url, tileset, tms, minzoom, maxzoom, bbox, cache_dir)
+    job = _Job(database_url, tileset, tms, minzoom, maxzoom, bbox, cache_dir, role, streets, grids)
     try:
         started = time.monotonic()
         total = nonempty = 0
-        for _, data in job.run(jobs, f"seed {job.tileset.id} {job.grid.id} z{job.minzoom}-{job.maxzoom}"):
+        for _, data in job.run(jobs, f"seed {job.tileset.id} {job.grid.id} z{job.minzoom}-{job.maxzoom} as {role}"):
             total += 1
             nonempty += bool(data)
         seconds = time.monotonic() - started
+        job.audit("seed", total, {"with_features": nonempty, "cache": str(cache_dir)})
     finally:
         job.close()
     click.echo(
@@ -241,7 +300,7 @@ def seed(tileset, minzoom, maxzoom, bbox, jobs, database_url, tms, cache_dir) ->
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @_common
 @click.option("--force", is_flag=True, help="replace OUT if it exists")
-def export(out: Path, tileset, minzoom, maxzoom, bbox, jobs, database_url, force) -> None:
+def export(out: Path, tileset, minzoom, maxzoom, bbox, jobs, database_url, role, streets, grids, force) -> None:
     """Write a tileset's WebMercatorQuad tiles to OUT.pmtiles (PMTiles v3) or OUT.mbtiles (MBTiles).
 
     Levels default to the tileset's first five; the area to its data's extent. Empty tiles are
@@ -254,19 +313,20 @@ def export(out: Path, tileset, minzoom, maxzoom, bbox, jobs, database_url, force
         raise click.UsageError(f"{out} exists; give --force to replace it")
     if not out.parent.exists():
         raise click.UsageError(f"directory {out.parent} does not exist")
-    job = _Job(database_url, tileset, WEB, minzoom, maxzoom, bbox, None)
+    job = _Job(database_url, tileset, WEB, minzoom, maxzoom, bbox, None, role, streets, grids)
     tmp = out.with_name(out.name + ".part")
     tmp.unlink(missing_ok=True)
     try:
         started = time.monotonic()
         doc = _tilejson(job)
-        label = f"export {job.tileset.id} z{job.minzoom}-{job.maxzoom} to {out.name}"
+        label = f"export {job.tileset.id} z{job.minzoom}-{job.maxzoom} as {role} to {out.name}"
         if kind == ".pmtiles":
             written, total = _write_pmtiles(tmp, job, doc, label, jobs)
         else:
             written, total = _write_mbtiles(tmp, job, doc, label, jobs)
         seconds = time.monotonic() - started
         tmp.replace(out)
+        job.audit("export", total, {"with_features": written, "file": str(out.resolve())})
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
