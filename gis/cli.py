@@ -24,6 +24,7 @@ PLUGGED_COMMANDS = [
     ("gis.storage.migrations.cli", "migrate"),
     ("gis.security.cli", "keys"),
     ("gis.security.cli", "audit"),
+    ("gis.security.cli", "rekey"),
 ]
 
 

@@ -273,6 +273,36 @@ def test_a_plaintext_store_is_sealed_in_place_by_the_migration(own_store, tmp_pa
         assert migrations.current(conn, own_store) == migrations.head()
 
 
+def test_rekey_reseals_every_value_with_the_new_key(own_store, tmp_path):
+    from click.testing import CliRunner
+
+    from gis.cli import main
+
+    assert onemap_load(own_store, places(tmp_path / "places.geojson", 6), "--layer", "key_places").returncode == 0
+    originals = {r.id: r.props["contact"] for r in read_layer(own_store, "key_places")}
+    before = {row[0]: row[1] for row in raw_rows(own_store, "key_places", ["contact"])}
+    new_file = tmp_path / "new.key"
+    env = {"ONEMAP_DATABASE_URL": own_store.settings.database.database_url,
+           "ONEMAP_SCHEMA_NAME": own_store.settings.database.schema_name}
+    result = CliRunner().invoke(main, ["rekey", "--new-key-file", str(new_file)], env=env)
+    assert result.exit_code == 0, result.output
+    assert "resealed 6 values" in result.output and new_file.stat().st_mode & 0o777 == 0o600
+    after = {row[0]: row[1] for row in raw_rows(own_store, "key_places", ["contact"])}
+    assert set(after) == set(before) and all(after[i] != before[i] for i in after)
+    with pytest.raises(DataKeyError, match="sealed with data key"):
+        own_store.initialise()  # the old key no longer opens it
+    db = own_store.settings.database
+    rekeyed = Store.open(Settings(DatabaseSettings(database_url=db.database_url, schema_name=db.schema_name,
+                                                   data_key_file=new_file), own_store.settings.server))
+    try:
+        rekeyed.initialise()
+        assert {r.id: r.props["contact"] for r in read_layer(rekeyed, "key_places")} == originals
+    finally:
+        rekeyed.close()
+    again = CliRunner().invoke(main, ["rekey", "--new-key-file", str(new_file)], env=env)
+    assert again.exit_code == 1 and "sealed with data key" in again.output
+
+
 @pytest.fixture(scope="module")
 def city(backend, tmp_path_factory):
     built, cleanup = build(backend, tmp_path_factory.mktemp("sealed_edits"), "sealed_edits")

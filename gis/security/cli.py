@@ -1,10 +1,12 @@
-"""`onemap keys …` (API keys) and `onemap audit …` (read, export and verify the audit log)."""
+"""`onemap keys …` (API keys), `onemap audit …` (read, export and verify the audit log) and
+`onemap rekey` (a new data key for the sealed columns)."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import sys
+from pathlib import Path
 
 import click
 
@@ -148,3 +150,28 @@ def verify(anchor, database_url) -> None:
         click.echo(f"TAMPERED: {problem}", err=True)
     click.echo(f"audit log NOT intact: {len(verdict.problems)} problem(s) in {verdict.checked} entries", err=True)
     sys.exit(1)
+
+
+@click.command("rekey")
+@click.option("--new-key-file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="file holding the new data key (64 hex digits); generated, mode 0600, when missing")
+@click.option("--database-url", envvar="ONEMAP_DATABASE_URL", default=None)
+def rekey(new_key_file: Path, database_url: str | None) -> None:
+    """Re-encrypt the store's sealed columns with a new data key, in one transaction.
+
+    The current key (ONEMAP_DATA_KEY_FILE or the default file) must be the store's. Stop the
+    servers first: their connections hold the old key. Afterwards start everything with
+    ONEMAP_DATA_KEY_FILE set to the new file; the old key no longer opens the store.
+    """
+    from gis.security.encryption import DataKey, DataKeyError
+    from gis.security.rekey import rekey as reseal
+
+    settings, store = _store(database_url)
+    try:
+        new = DataKey.load(settings.database.model_copy(update={"data_key": None, "data_key_file": new_key_file}))
+        count = reseal(store, new, lambda layer, n: click.echo(f"{layer}: {n:,} values resealed so far", err=True))
+    except DataKeyError as err:
+        raise click.ClickException(str(err)) from None
+    finally:
+        store.close()
+    click.echo(f"resealed {count:,} values with key {new.key_id}; from now on set ONEMAP_DATA_KEY_FILE={new_key_file}")

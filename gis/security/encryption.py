@@ -220,8 +220,8 @@ def _generate(path: Path) -> None:
             out.write(os.urandom(32).hex() + "\n")
         os.link(tmp, path)  # atomic, and fails if a concurrent start made one already
         LOG.warning(
-            "no data key configured: generated one into %s (mode 0600). Back it up with the store: "
-            "without it the sensitive columns cannot be read. ONEMAP_DATA_KEY_FILE names another file.",
+            "generated a new data key into %s (mode 0600). Back it up with the store: without it the "
+            "sensitive columns cannot be read. ONEMAP_DATA_KEY_FILE names the key file to use.",
             path,
         )
     except FileExistsError:

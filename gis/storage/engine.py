@@ -9,6 +9,7 @@ statement once it runs past the same timeout PostGIS enforces.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -89,6 +90,22 @@ def bound_statements(conn, timeout_ms: int) -> None:
         return 1 if now - state["started"] > budget else 0
 
     conn.set_progress_handler(handler, 20_000)
+
+
+@contextmanager
+def unbounded(conn, postgis: bool, timeout_ms: int):
+    """No statement bound for the rest of this transaction's bulk work (sealing or resealing a
+    city-sized table outlasts the interactive bound); the GeoPackage connection gets it back."""
+    if postgis:
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+        yield
+        return
+    raw = conn.connection.driver_connection
+    raw.set_progress_handler(None, 0)
+    try:
+        yield
+    finally:
+        bound_statements(raw, timeout_ms)
 
 
 def open_engine(db: DatabaseSettings) -> Engine:

@@ -65,12 +65,10 @@ def upgrade(store) -> None:
 
 
 def _seal_existing(conn, store) -> None:
+    from gis.storage.engine import unbounded
+
     existing = set(inspect(conn).get_table_names(schema=store.schema))
-    if store.postgis:
-        conn.execute(text("SET LOCAL statement_timeout = 0"))  # a city-sized table outlasts the interactive bound
-    else:
-        conn.connection.driver_connection.set_progress_handler(None, 0)
-    try:
+    with unbounded(conn, store.postgis, store.settings.database.statement_timeout_ms):
         for layer in store.catalog:
             names = sorted(encrypted_names(layer))
             if layer.id not in existing or not names:
@@ -79,11 +77,6 @@ def _seal_existing(conn, store) -> None:
             sets = ", ".join(f'"{n}" = onemap_encrypt("{n}")' for n in names)
             present = " OR ".join(f'"{n}" IS NOT NULL' for n in names)
             conn.execute(text(f"UPDATE {qualified} SET {sets} WHERE {present}"))
-    finally:
-        if not store.postgis:
-            from gis.storage.engine import bound_statements
-
-            bound_statements(conn.connection.driver_connection, store.settings.database.statement_timeout_ms)
 
 
 def _now() -> str:
