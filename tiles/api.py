@@ -199,7 +199,7 @@ class TileService:
         if set(params) - {"v", "f"}:
             return False  # filters and odd parameters take the full path
         tileset = collection or DATASET
-        entry = self.cache.get_memory((tileset, tms, int(z), int(x), int(y), current_principal().view_key))
+        entry = self.cache.get_memory((tileset, tms, int(z), int(x), int(y), view_filter_key(current_principal(), "")))
         if entry is None:
             return False
         version = self.versions.get(tileset)
