@@ -39,6 +39,18 @@
     person: "人", building: "栋", m2: "平方米", camera: "个", place: "处", component: "个",
   };
 
+  // A frame's cost grows with the canvas' pixels, whatever is drawn: with software WebGL (wall PCs
+  // without a GPU) a 3840x2160 canvas takes seconds per frame even empty (bench/README.md, "Wall
+  // display"). The map is therefore drawn into at most a 1920x1080 buffer that the browser scales
+  // up, as video controllers scale 1080p sources; KPIs, legend and title stay at the screen's own
+  // resolution, and MapLibre keeps line widths and label sizes in CSS pixels.
+  const MAX_MAP_PIXELS = 1920 * 1080;
+  function pixelRatio(container) {
+    const native = window.devicePixelRatio || 1;
+    const area = Math.max(1, container.clientWidth * container.clientHeight);
+    return Math.min(native, Math.sqrt(MAX_MAP_PIXELS / area));
+  }
+
   const state = { lang: view.lang, indicators: [], allIndicators: new Map(), kpiValues: {}, sources: {}, map: null, style: null };
   const wall = (window.onemapWall = { config, state, ready: false, refreshes: 0 });
 
@@ -331,6 +343,7 @@
       container: "map", style, attributionControl: false, maxPitch: 85,
       bearing: view.bearing, pitch: view.pitch,
       localIdeographFontFamily: false, // every glyph from OneMap's own font: the same on every screen
+      pixelRatio: pixelRatio(document.getElementById("map")),
       transformRequest: (url) => ({ url: withToken(url) }),
     };
     if (view.center || view.zoom !== null) {
@@ -344,6 +357,10 @@
     state.map = wall.map = map;
     if (!view.kiosk) map.addControl(new maplibregl.NavigationControl({ visualizePitch: true }), "bottom-right");
     map.on("moveend", syncUrl);
+    map.on("resize", () => {
+      const ratio = pixelRatio(map.getContainer());
+      if (Math.abs(ratio - map.getPixelRatio()) > 1e-3) map.setPixelRatio(ratio);
+    });
     renderLegend();
     await refreshKpis();
     syncUrl();
