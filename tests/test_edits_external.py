@@ -54,11 +54,11 @@ def sql(city, statement: str) -> None:
         assert done.returncode == 0 and "ERROR" not in done.stderr, done.stderr
 
 
-def insert(city, rows: list[tuple[float, float, str]]) -> None:
+def insert(city, rows: list[tuple[float, float, str]], first_id: int = 900_000) -> None:
     """New components, without ids' or H3 cells' help from OneMap."""
     if city.backend == "postgis":
         values = ", ".join(
-            f"({900_000 + i}, '0307', 'trash bin', 'sanitation', '{status}', ST_SetSRID(ST_MakePoint({lon!r}, {lat!r}), 4490))"
+            f"({first_id + i}, '0307', 'trash bin', 'sanitation', '{status}', ST_SetSRID(ST_MakePoint({lon!r}, {lat!r}), 4490))"
             for i, (lon, lat, status) in enumerate(rows)
         )
         sql(city, f"INSERT INTO {UC} (id, type_code, type_name, owner_dept, status, geom) VALUES {values}")  # one statement
@@ -145,6 +145,40 @@ def test_a_delete_by_another_system_shrinks_the_extent_exactly(city, admin):
     assert meta.feature_count == len(rest) == len(rows) - 1
     assert meta.bbox == pytest.approx(shapely.MultiPoint([r.geom for r in rest]).bounds, abs=1e-12)
     eventually(lambda: eastmost.id not in tile_ids(admin, UC, eastmost.geom.x, eastmost.geom.y), "tile without the deleted row")
+
+
+def test_a_layer_rebuilt_while_the_app_runs_still_reports_writes_by_another_system(city, admin):
+    """`onemap demo --force` drops and recreates the tables under a running app: the new table
+    comes with its triggers, so the next write by another system still moves the layer's data
+    version and exact count (what tiles, heatmaps and cached numbers key on) and reaches /stats."""
+    rebuild(city, UC)
+    before, version = total(admin, "urban_components"), city.store.layer_meta(UC).version
+    lon, lat = a_place(city, 11)
+    drawn = len(tile_ids(admin, UC, lon, lat))  # cached before the write: it must be dropped
+    insert(city, [(lon, lat, "missing")], first_id=910_000)
+    meta = city.store.layer_meta(UC)
+    assert meta.version > version
+    assert meta.feature_count == len(read_layer(city.store, UC))
+    eventually(lambda: total(admin, "urban_components") == before + 1, "/stats counting a row written after the rebuild")
+    eventually(lambda: len(tile_ids(admin, UC, lon, lat)) == drawn + 1, "the tile showing the new row")
+
+
+def rebuild(city, layer_id: str) -> None:
+    """What `onemap demo --force` does to a layer (Store.replacing), with the rows it holds."""
+    from sqlalchemy import select
+
+    from gis.storage.store import Batch
+
+    store = city.store
+    table = store.tables[layer_id]
+    names = [a.name for a in store.catalog[layer_id].attributes]
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(table.c.id, *(table.c[n] for n in names)).order_by(table.c.id)).all()
+    geoms = {row.id: row.geom for row in read_layer(store, layer_id)}
+    batch = Batch([r[0] for r in rows], np.asarray([geoms[r[0]] for r in rows], dtype=object),
+                  {name: [r[k + 1] for r in rows] for k, name in enumerate(names)})
+    with store.replacing(layer_id) as loader:
+        loader.append(batch)
 
 
 def _h3(city, ids: list[int]) -> list[int | None]:

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, MetaData, Table, func, inspect, select, text
 
 from gis import hexagons
 from gis.catalog import Catalog, Layer
+from gis.edit import triggers
 from gis.security.encryption import DataKey, encrypted_names
 from gis.settings import Settings
 from gis.storage.backends import Backend, backend_for
@@ -110,6 +111,7 @@ class Store:
         table.create(conn)
         self.backend.register_layer(conn, table, layer.geometry.value, layer.title)
         self.backend.index_layer(conn, table)
+        triggers.install(conn, self.postgis, self.schema, layer.id)
         conn.execute(self.meta.delete().where(self.meta.c.layer == layer.id))
         conn.execute(self.meta.insert().values(layer=layer.id, version=1, feature_count=0, updated_at=_now()))
 
@@ -139,6 +141,9 @@ class Store:
             self.backend.register_layer(conn, table, layer.geometry.value, layer.title)
             loader = _Loader(self, conn, layer, table)
             yield loader
+            # the new table's triggers, so writes by other systems keep reaching the app; after the
+            # load, so a GeoPackage's row triggers do not run once per loaded row
+            triggers.install(conn, self.postgis, self.schema, layer_id)
             self.backend.index_layer(conn, table)
             self._refresh_meta(conn, layer_id, bump=True)
 
