@@ -1,5 +1,5 @@
 """/stats by grid, street and district read an index, not the whole table, and still give the
-numbers an independent spatial join gives."""
+numbers an independent spatial join gives; stores built before the indexes gain them by migration."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ from collections import Counter, defaultdict
 
 import pytest
 import shapely
-from sqlalchemy import event
+from click.testing import CliRunner
+from sqlalchemy import event, inspect, text
 
+from gis.cli import main
 from gis.settings import Settings
 from gis.stats.aggregate import aggregate
 from gis.stats.indicators import Indicators
+from gis.storage import migrations
+from gis.storage.tables import AREA_COLUMNS
+from tests.imports_support import cli_env, close_store, onemap_load, open_store
 from tests.oracle import read_layer
+from tests.test_migrations import lamps
 
 
 def indicators(store) -> Indicators:
@@ -95,3 +101,30 @@ def _nodes(plan: dict):
     yield plan
     for child in plan.get("Plans", ()):
         yield from _nodes(child)
+
+
+def area_indexes(store, layer_id: str) -> set[str]:
+    with store.engine.connect() as conn:
+        return {i["name"] for i in inspect(conn).get_indexes(layer_id, schema=store.schema)}
+
+
+def test_a_store_built_before_the_area_indexes_gains_them(backend, tmp_path):
+    store = open_store(backend, tmp_path, "areaidx")
+    try:
+        result = onemap_load(store, lamps(tmp_path / "lamps.geojson", 20), "--layer", "urban_components", "--source-id", "SID")
+        assert result.returncode == 0, result.stderr
+        wanted = {f"urban_components_{c}" for c in AREA_COLUMNS}
+        assert wanted <= area_indexes(store, "urban_components")
+        with store.engine.begin() as conn:  # the store as revision 0003 left it
+            for name in wanted:
+                conn.execute(text(f'DROP INDEX "{store.schema}"."{name}"' if store.postgis else f'DROP INDEX "{name}"'))
+            version = f'"{store.schema}"."{migrations.VERSION_TABLE}"' if store.postgis else migrations.VERSION_TABLE
+            conn.execute(text(f"UPDATE {version} SET version_num = '0003'"))
+        assert not wanted & area_indexes(store, "urban_components")
+        env = {k: v for k, v in cli_env(store).items() if k.startswith("ONEMAP_")}
+        outcome = CliRunner().invoke(main, ["migrate"], env=env)
+        assert outcome.exit_code == 0 and "upgraded from 0003" in outcome.output, outcome.output
+        assert wanted <= area_indexes(store, "urban_components")
+        assert wanted.isdisjoint(area_indexes(store, "districts"))  # no grid or street codes there
+    finally:
+        close_store(store)
