@@ -25,6 +25,7 @@ from gis.security import audit
 from gis.security.principal import current
 from gis.security.roles import is_sensitive
 from gis.stats.aggregate import AREAS, MAX_POLYGON_CELLS, POLYGON_RES, Answer, StatsError, aggregate
+from gis.stats.answers import Answers
 from gis.stats.indicators import Indicators
 from gis.storage.store import Store
 
@@ -38,6 +39,7 @@ class StatsService:
         self.store = store
         self.indicators = indicators
         self.k = k
+        self.answers = Answers(store)  # whole-area answers, per data version
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -79,7 +81,12 @@ class StatsService:
         # suppression protects people from whoever may not see them one by one
         individual = principal.individual_access(indicator.layer)
         try:
-            answer = await run_in_threadpool(aggregate, self.store, indicator, area, res, polygon, self.k, individual)
+            if polygon is None:
+                key = (indicator.id, area, res, self.k, individual, principal.streets, principal.grids)
+                compute = lambda: aggregate(self.store, indicator, area, res, None, self.k, individual)  # noqa: E731
+                answer = await run_in_threadpool(self.answers.get, indicator, area, key, compute)
+            else:
+                answer = await run_in_threadpool(aggregate, self.store, indicator, area, res, polygon, self.k, individual)
         except (StatsError, FilterError) as err:
             raise Problem(400, str(err)) from None
         if is_sensitive(self.store.catalog[indicator.layer]):
