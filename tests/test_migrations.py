@@ -17,6 +17,8 @@ from sqlalchemy import inspect, text
 
 from gis.app.factory import create_app
 from gis.cli import main
+from gis.edit import triggers
+from gis.edit.writer import ID_TABLE
 from gis.storage import migrations
 from tests.conftest import LiveServer, free_port
 from tests.imports_support import cli_env, close_store, onemap_load, open_store, rows
@@ -32,7 +34,8 @@ def lamps(path, n):
 
 
 def make_old(store) -> None:
-    """Undo revision 0002 and forget the history: the store as built before migrations."""
+    """Undo revisions 0002 and 0005 and forget the history: the store as built before migrations
+    (no source ids; the layer triggers and the edit id ledger were made at start-up then)."""
     with store.engine.begin() as conn:
         if not store.postgis:
             # SpatiaLite writes these GeoPackage triggers with SQL newer SQLite refuses to re-parse,
@@ -46,6 +49,14 @@ def make_old(store) -> None:
             index = f'"{store.schema}"."{layer.id}_source_id"' if store.postgis else f'"{layer.id}_source_id"'
             conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
             conn.execute(text(f"ALTER TABLE {qualified} DROP COLUMN source_id"))
+            for op in ("insert", "update", "delete", "truncate", "h3"):
+                if store.postgis:
+                    conn.execute(text(f"DROP TRIGGER IF EXISTS onemap_changed_{op} ON {qualified}"))
+                else:
+                    conn.execute(text(f'DROP TRIGGER IF EXISTS "onemap_{layer.id}_{op}"'))
+            assert not triggers.installed(conn, store.postgis, store.schema, layer.id)
+        ids = f'"{store.schema}".{ID_TABLE}' if store.postgis else ID_TABLE
+        conn.execute(text(f"DROP TABLE IF EXISTS {ids}"))
         version = f'"{store.schema}"."{migrations.VERSION_TABLE}"' if store.postgis else f'"{migrations.VERSION_TABLE}"'
         conn.execute(text(f"DROP TABLE {version}"))
 
@@ -88,6 +99,8 @@ def test_an_old_store_is_upgraded_in_place(store, tmp_path):
     with store.engine.connect() as conn:
         columns = {c["name"] for c in inspect(conn).get_columns("urban_components", schema=store.schema)}
         assert migrations.current(conn, store) == migrations.head()
+        assert all(triggers.installed(conn, store.postgis, store.schema, layer.id) for layer in store.catalog)
+        assert inspect(conn).has_table(ID_TABLE, schema=store.schema)
     assert "source_id" in columns
     assert snapshot(store) == before  # every row, id and data version kept
     assert migrate(store, "--check").exit_code == 0
@@ -95,6 +108,7 @@ def test_an_old_store_is_upgraded_in_place(store, tmp_path):
     # the upgraded store takes an upserting import: the old rows had no source id, so these are new
     result = onemap_load(store, lamps(tmp_path / "again.geojson", 3), "--layer", "urban_components", "--source-id", "SID")
     assert result.returncode == 0 and "3 inserted" in result.stdout, result.stderr
+    assert store.layer_meta("urban_components").feature_count == 33  # counted by the restored triggers
     result = onemap_load(store, lamps(tmp_path / "again.geojson", 3), "--layer", "urban_components", "--source-id", "SID")
     assert "0 inserted, 0 updated, 3 unchanged" in result.stdout
 

@@ -4,8 +4,8 @@ The layer tables' triggers (gis.edit.triggers) bump the data version and NOTIFY 
 bbox, whoever writes. This task, one per app, listens on its own connection and drops the tiles
 under that bbox as soon as the writer commits; /stats and counts need nothing (they read the
 tables and key their caches on the version). After every (re)connect it catches up with what it
-may have missed: it re-installs missing triggers and re-reads all versions (a layer whose version
-moved while nobody listened is invalidated whole).
+may have missed: it re-reads all versions (a layer whose version moved while nobody listened is
+invalidated whole).
 
 The GeoPackage store has no NOTIFY: its triggers bump the version, and the tile service's poll of
 `onemap_layers` (every second while tiles are being served) invalidates the layer.

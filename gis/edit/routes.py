@@ -28,7 +28,7 @@ from starlette.routing import BaseRoute, Route
 from gis.app import bodies
 from gis.app.problems import Problem
 from gis.catalog import Layer
-from gis.edit import access, openapi, triggers, validate
+from gis.edit import access, openapi, validate
 from gis.edit.listen import ChangeListener
 from gis.edit.writer import EditError, EditResult, FeatureWriter
 from gis.features.query import json_value
@@ -88,37 +88,23 @@ class EditService:
 
     @asynccontextmanager
     async def running(self):
-        """The app's lifespan: triggers on every layer table, and (PostGIS) the change listener."""
+        """The app's lifespan: the change listener (PostGIS) or the version poll (GeoPackage).
+        The layer triggers they rely on are part of the schema (migration 0005, Store)."""
         import asyncio
 
-        await run_in_threadpool(triggers.install_all, self.store)
         if self.store.postgis:
             self.listener = ChangeListener(self.store, self._changed, self._caught_up)
             task = asyncio.get_running_loop().create_task(self.listener.run())
         else:
             task = asyncio.get_running_loop().create_task(self._poll())
-        keeper = asyncio.get_running_loop().create_task(self._keep_triggers())
         try:
             yield
         finally:
-            for running in (task, keeper):
-                running.cancel()
-                try:
-                    await running
-                except (asyncio.CancelledError, Exception):
-                    pass
-
-    async def _keep_triggers(self, seconds: float = 30.0) -> None:
-        """A layer table rebuilt while the app runs (`onemap demo --force`) comes back without
-        triggers; put them back, so other systems' writes to it are seen again."""
-        import asyncio
-
-        while True:
-            await asyncio.sleep(seconds)
+            task.cancel()
             try:
-                await run_in_threadpool(triggers.install_all, self.store)
-            except Exception:
-                LOG.warning("checking the layer triggers failed; retrying in %.0f s", seconds, exc_info=True)
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
 
     def _changed(self, layer_id: str, bbox) -> None:
         self.writer.backfill_h3(layer_id)
@@ -149,7 +135,6 @@ class EditService:
             return dict(conn.execute(select(meta.c.layer, meta.c.version)).all())
 
     def _caught_up(self) -> None:
-        triggers.install_all(self.store)
         if self.tiles is not None:
             self.tiles.refresh()
 

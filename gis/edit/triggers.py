@@ -5,6 +5,10 @@ directly all go through these triggers, so the data version, the exact feature c
 extent move with every committed change, in the writer's own transaction, and are written in
 one place only.
 
+They are part of the schema: migration 0005 puts them on the layer tables a store already has,
+and the store on every table it creates or rebuilds (gis.storage.store), so nothing checks for
+them at start-up or per write.
+
 PostGIS: one statement-level trigger per operation (transition tables, so a COPY of a million
 rows costs one update of `onemap_layers`, not a million), and a NOTIFY on `onemap_changes` with
 the changed bbox that the app's listener (gis.edit.listen) turns into tile invalidation.
@@ -187,14 +191,3 @@ def install(conn: Connection, postgis: bool, schema: str | None, table: str) -> 
     else:
         for statement in _sqlite_triggers(table):
             conn.exec_driver_sql(statement)
-
-
-def install_all(store) -> None:
-    """Every layer table of the store; run at start-up and after a reconnect."""
-    from sqlalchemy import inspect
-
-    with store.engine.begin() as conn:
-        existing = set(inspect(conn).get_table_names(schema=store.schema))
-        for layer in store.catalog:
-            if layer.id in existing:
-                install(conn, store.postgis, store.schema, layer.id)

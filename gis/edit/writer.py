@@ -28,7 +28,6 @@ import shapely
 from sqlalchemy import ColumnElement, Connection, bindparam, func, select, text
 
 from gis import hexagons
-from gis.edit import triggers
 from gis.security.encryption import readable
 from gis.storage.store import Store
 from gis.storage.tables import STORAGE_SRID
@@ -107,7 +106,6 @@ class FeatureWriter:
     def __init__(self, store: Store, invalidate: Callable[[str, BBox | None], None] | None = None):
         self.store = store
         self.invalidate = invalidate
-        self._ids_ready = False
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -270,10 +268,7 @@ class FeatureWriter:
     def _next_id(self, conn: Connection, layer_id: str) -> int:
         """Above every id the layer holds or ever issued: a deleted item's id is never reused, so
         a stale link or ETag can never reach a different feature. The row lock serialises creators."""
-        ids = f'"{self.store.schema}".{ID_TABLE}' if self.store.postgis else ID_TABLE
-        if not self._ids_ready:
-            conn.execute(text(f"CREATE TABLE IF NOT EXISTS {ids} (layer TEXT PRIMARY KEY, last_id BIGINT NOT NULL)"))
-            self._ids_ready = True
+        ids = f'"{self.store.schema}".{ID_TABLE}' if self.store.postgis else ID_TABLE  # migration 0005
         conn.execute(text(f"INSERT INTO {ids} (layer, last_id) VALUES (:l, 0) ON CONFLICT (layer) DO NOTHING"), {"l": layer_id})
         lock = " FOR UPDATE" if self.store.postgis else ""
         issued = conn.execute(text(f"SELECT last_id FROM {ids} WHERE layer = :l{lock}"), {"l": layer_id}).scalar_one()
@@ -300,8 +295,6 @@ class FeatureWriter:
         with self.store.engine.connect() as conn:
             conn = conn.execution_options(onemap_write=True)  # BEGIN IMMEDIATE on SQLite
             with conn.begin():
-                # the triggers keep onemap_layers right; a table rebuilt since start-up gets them back
-                triggers.install(conn, self.store.postgis, self.store.schema, layer_id)
                 if self.store.postgis:
                     conn.execute(text("SET LOCAL onemap.writer = 'on'"))  # the H3 cell comes with the geometry
                 yield conn

@@ -22,7 +22,6 @@ from sqlalchemy import Connection, select, text
 
 from gis import hexagons
 from gis.catalog import AttrType, Layer
-from gis.edit import triggers
 from gis.imports.validate import Checked
 from gis.security.encryption import encrypted_names
 from gis.storage.store import Store
@@ -52,8 +51,6 @@ def upsert(store: Store, layer: Layer, rows: Checked, progress: Callable[[int], 
             if store.postgis:
                 # one importer per layer at a time; readers are never blocked
                 conn.execute(text(f"LOCK TABLE {target} IN SHARE ROW EXCLUSIVE MODE"))
-            # the layer's triggers move its data version, count and extent (and NOTIFY listeners)
-            triggers.install(conn, store.postgis, store.schema, layer.id)
             ids, known = _assign_ids(store, conn, table, rows.source_ids)
             there = set(known.values())
             fresh = [i for i in range(len(rows)) if i not in there]
