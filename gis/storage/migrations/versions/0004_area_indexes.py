@@ -12,6 +12,7 @@ Revises: 0003
 from alembic import op
 from sqlalchemy import inspect, text
 
+from gis.storage.engine import unbounded
 from gis.storage.tables import create_area_indexes
 
 revision = "0004"
@@ -23,11 +24,11 @@ depends_on = None
 def upgrade(store) -> None:
     conn = op.get_bind()
     existing = set(inspect(conn).get_table_names(schema=store.schema))
-    if store.postgis:
-        conn.execute(text("SET LOCAL statement_timeout = 0"))  # a city-sized table outlasts the interactive bound
-    for layer in store.catalog:
-        if layer.id not in existing:
-            continue  # created later from the layer file, with its indexes
-        qualified = f'"{store.schema}"."{layer.id}"' if store.postgis else f'"{layer.id}"'
-        create_area_indexes(conn, store.tables[layer.id], qualified)
-        conn.execute(text(f"ANALYZE {qualified}"))
+    # indexing a city-sized table outlasts the interactive statement bound
+    with unbounded(conn, store.postgis, store.settings.database.statement_timeout_ms):
+        for layer in store.catalog:
+            if layer.id not in existing:
+                continue  # created later from the layer file, with its indexes
+            qualified = f'"{store.schema}"."{layer.id}"' if store.postgis else f'"{layer.id}"'
+            create_area_indexes(conn, store.tables[layer.id], qualified)
+            conn.execute(text(f"ANALYZE {qualified}"))
