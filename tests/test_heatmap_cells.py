@@ -54,3 +54,44 @@ def test_a_tile_of_warmed_hexagons_runs_no_statement_whatever_the_readers_access
     rendered, ran = statements_while(engines, lambda: service.engine.render(service.engine.plan(heatmap.id, grid, z, x, y)))
     assert rendered.counts[heatmap.id] > 0
     assert ran == []
+
+
+def test_after_a_write_the_cells_are_rebuilt_ahead_of_the_first_tile(store, service):
+    """A write from anywhere moves the layer's version; the next refresh rebuilds, in the background,
+    the cells tiles were drawing, so the first tile after the write runs no statement and shows the
+    write (the same bytes as counting that tile in SQL)."""
+    from sqlalchemy import text
+
+    from tiles.matrix import GRIDS
+
+    heatmap = service.engine.tileset("h3_cameras_offline").heat[0]
+    grid, z = GRIDS["WebMercatorQuad"], 11
+    res = heatmap.resolution(grid.web_zoom(z))
+    service.refresh()
+    service.engine.heat_tiles.warm(heatmap, res, service.engine.layer_versions["cameras"])
+    table = f'"{store.schema}".cameras' if store.postgis else "cameras"
+    minx, miny, maxx, maxy = store.layer_meta("cameras").bbox
+    x, y = tile_of((minx + maxx) / 2, (miny + maxy) / 2, z)
+    with store.engine.begin() as conn:
+        # an online camera goes offline: the layer's version moves, and one hexagon's count
+        camera, status = conn.execute(text(
+            f"SELECT id, status FROM {table} WHERE status <> 'offline' ORDER BY id LIMIT 1"
+        )).one()
+        conn.execute(text(f"UPDATE {table} SET status = 'offline' WHERE id = :i"), {"i": camera})
+    engines = {id(e): e for e in (store.engine, service.engine.db)}.values()
+    try:
+        service.refresh()  # as the app's poller does every second
+        service.engine.heat_tiles.drain()
+        plan = service.engine.plan(heatmap.id, grid, z, x, y)
+        memory, ran = statements_while(engines, lambda: service.engine.render(plan))
+        assert ran == []
+        service.engine.heat_tiles.in_memory = False
+        try:
+            assert memory.data == service.engine.render(plan).data  # counted in SQL, after the write
+        finally:
+            service.engine.heat_tiles.in_memory = True
+    finally:
+        with store.engine.begin() as conn:
+            conn.execute(text(f"UPDATE {table} SET status = :s WHERE id = :i"), {"s": status, "i": camera})
+        service.refresh()
+        service.engine.heat_tiles.drain()

@@ -128,6 +128,7 @@ class TileService:
         layer_versions = {layer.id: meta[layer.id].version for layer in self.store.catalog if layer.id in meta}
         self.cache.sync(layer_versions, self.engine.tilesets_with)
         self.engine.layer_versions = layer_versions
+        self.engine.heat_tiles.follow(layer_versions)  # after a write: hexagon cells rebuilt ahead
         # URLs carry the version the cache matches: a write not yet reflected in it is not immutable
         covered = {layer: self.cache.covered(layer, v) for layer, v in layer_versions.items()}
         self.versions = {

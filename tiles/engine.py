@@ -194,6 +194,7 @@ class TileEngine:
         return TilePlan(grid, z, x, y, tuple(layers), tuple(heat_plans))
 
     def close(self) -> None:
+        self.heat_tiles.close()
         if self.db is not self.store.engine:
             self.db.dispose()
 

@@ -161,7 +161,8 @@ class CellCache:
             if found is None:
                 found = self._build(heatmap, res, individual_access, conn)
                 with self._guard:
-                    stale = [k for k in self._built if k[0] == heatmap.id and k[1] == res and k[2] != version]
+                    # versions only grow: a build finishing late must not drop a newer one
+                    stale = [k for k in self._built if k[0] == heatmap.id and k[1] == res and k[2] < version]
                     for k in stale:
                         self._built.pop(k, None)
                         self._locks.pop(k, None)

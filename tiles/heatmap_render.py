@@ -7,7 +7,9 @@ by tile. Both backends share this path after the SQL: the database groups, Pytho
 
 from __future__ import annotations
 
+import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import h3
@@ -25,6 +27,7 @@ from tiles.matrix import BUFFER, EXTENT
 from tiles.plan import Rendered, TilePlan
 
 _TO_MERCATOR = Transformer.from_crs(4490, 3857, always_xy=True)
+LOG = logging.getLogger("onemap.tiles")
 
 
 @dataclass(frozen=True)
@@ -148,26 +151,71 @@ class HeatTiles:
         # tile in SQL, the reference path the tests and the benchmark compare against
         self.in_memory = in_memory
         self._drawables: dict[tuple, Drawable] = {}  # city-wide cells ready to draw, per grid kind
+        self._heatmaps: dict[str, Heatmap] = {}  # of the drawables, by id: what follow() rebuilds
+        self._following: set[tuple] = set()  # rebuilds queued or running
+        self._background: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def from_city_cells(self, heat) -> bool:
         """Whether these layers read only the city-wide cells (no SQL per tile)."""
         return self.in_memory and all(hp.where is None for hp in heat)
 
-    def _city_drawable(self, city, key: tuple, geographic: bool) -> Drawable:
+    def _city_drawable(self, heatmap: Heatmap, city, key: tuple, geographic: bool) -> Drawable:
         found = self._drawables.get((key, geographic))
         if found is None:
             found = drawable(city.rows, geographic)
             with self._lock:
-                for stale in [k for k in self._drawables if k[0][:2] == key[:2] and k[0] != key]:
+                # older versions go; the same version for another reader stays
+                for stale in [k for k in self._drawables if k[0][:2] == key[:2] and k[0][2] < key[2]]:
                     self._drawables.pop(stale, None)
                 self._drawables[(key, geographic)] = found
+                self._heatmaps[heatmap.id] = heatmap
         return found
 
-    def warm(self, heatmap: Heatmap, res: int, version: int, geographic: bool = False) -> None:
+    def warm(self, heatmap: Heatmap, res: int, version: int, geographic: bool = False, individual_access: bool = False) -> None:
         """Build what unfiltered tiles of this resolution read, ahead of the first request."""
-        city = self.cells.city(heatmap, res, version)
-        self._city_drawable(city, (heatmap.id, res, version, False), geographic)
+        access = lifts_suppression(heatmap, individual_access)
+        city = self.cells.city(heatmap, res, version, access)
+        self._city_drawable(heatmap, city, (heatmap.id, res, version, access), geographic)
+
+    def follow(self, versions: dict[str, int]) -> list[tuple]:
+        """The layers' data versions as now read: whatever tiles drew from an older version of a
+        layer (cells and hexagons per resolution, reader kind and grid kind) is rebuilt for the new
+        one in the background, so the first tile after a write does not pay the city-wide GROUP BY.
+        A tile asking meanwhile waits for that same build (one per key), never runs a second one.
+        Returns what was queued."""
+        due = []
+        with self._lock:
+            for (heatmap_id, res, version, access), geographic in list(self._drawables):
+                heatmap = self._heatmaps[heatmap_id]
+                new = versions.get(heatmap.source, version)
+                job = ((heatmap_id, res, new, access), geographic)
+                if new > version and job not in self._drawables and job not in self._following:
+                    self._following.add(job)
+                    due.append((heatmap, res, new, access, geographic))
+            if due and self._background is None:
+                self._background = ThreadPoolExecutor(1, thread_name_prefix="heat-cells")
+        for args in due:
+            self._background.submit(self._rebuild, *args)
+        return due
+
+    def _rebuild(self, heatmap: Heatmap, res: int, version: int, access: bool, geographic: bool) -> None:
+        try:
+            self.warm(heatmap, res, version, geographic, access)
+        except Exception:  # a store hiccup or shutdown: the next tile builds them itself
+            LOG.warning("rebuilding %s cells at resolution %d failed", heatmap.id, res, exc_info=True)
+        finally:
+            with self._lock:
+                self._following.discard(((heatmap.id, res, version, access), geographic))
+
+    def drain(self) -> None:
+        """Wait for the rebuilds queued so far (the benchmark times them, tests wait for them)."""
+        if self._background is not None:
+            self._background.submit(lambda: None).result()
+
+    def close(self) -> None:
+        if self._background is not None:
+            self._background.shutdown(wait=True, cancel_futures=True)
 
     def cells_for(self, conn, plan: TilePlan, hp: HeatPlan) -> Drawable:
         bbox = plan.grid.lonlat_bounds(plan.z, plan.x, plan.y, BUFFER)
@@ -178,7 +226,7 @@ class HeatTiles:
             city = self.cells.city(hp.heatmap, hp.res, hp.version, hp.individual_access, conn)
         if self.in_memory and hp.where is None:
             key = (hp.heatmap.id, hp.res, hp.version, lifts_suppression(hp.heatmap, hp.individual_access))
-            return self._city_drawable(city, key, geographic).take(city.near_index(bbox, hp.res))
+            return self._city_drawable(hp.heatmap, city, key, geographic).take(city.near_index(bbox, hp.res))
         rows = tile_rows(conn, self.store, hp.heatmap, hp.res, bbox, hp.where)
         if protected:
             if hp.where is not None:
