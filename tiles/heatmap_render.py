@@ -153,6 +153,7 @@ class HeatTiles:
         self._drawables: dict[tuple, Drawable] = {}  # city-wide cells ready to draw, per grid kind
         self._heatmaps: dict[str, Heatmap] = {}  # of the drawables, by id: what follow() rebuilds
         self._following: set[tuple] = set()  # rebuilds queued or running
+        self._latest: dict[str, int] = {}  # the versions follow() last saw: older rebuilds are skipped
         self._background: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -186,6 +187,7 @@ class HeatTiles:
         Returns what was queued."""
         due = []
         with self._lock:
+            self._latest = dict(versions)
             for (heatmap_id, res, version, access), geographic in list(self._drawables):
                 heatmap = self._heatmaps[heatmap_id]
                 new = versions.get(heatmap.source, version)
@@ -201,7 +203,8 @@ class HeatTiles:
 
     def _rebuild(self, heatmap: Heatmap, res: int, version: int, access: bool, geographic: bool) -> None:
         try:
-            self.warm(heatmap, res, version, geographic, access)
+            if self._latest.get(heatmap.source, version) == version:  # else a newer one is queued
+                self.warm(heatmap, res, version, geographic, access)
         except Exception:  # a store hiccup or shutdown: the next tile builds them itself
             LOG.warning("rebuilding %s cells at resolution %d failed", heatmap.id, res, exc_info=True)
         finally:
