@@ -95,3 +95,43 @@ def test_after_a_write_the_cells_are_rebuilt_ahead_of_the_first_tile(store, serv
             conn.execute(text(f"UPDATE {table} SET status = :s WHERE id = :i"), {"s": status, "i": camera})
         service.refresh()
         service.engine.heat_tiles.drain()
+
+
+def test_tiles_asked_at_once_on_a_cold_resolution_draw_the_city_once(store, service, monkeypatch):
+    """A cold server is asked for many hexagon tiles at once: they wait for one drawing of the
+    city's cells at that resolution instead of each drawing it again side by side."""
+    import threading
+
+    from tiles import heatmap_render
+    from tiles.matrix import GRIDS
+
+    heatmap = service.engine.tileset("h3_floor_area").heat[0]
+    grid = GRIDS["WebMercatorQuad"]
+    drawn = {res for (key, _geo) in service.engine.heat_tiles._drawables for res in [key[1]]}
+    z = next(z for z in range(heatmap.layer.zoom.min, heatmap.layer.zoom.max + 1)
+             if heatmap.resolution(grid.web_zoom(z)) not in drawn)
+    calls = []
+    real = heatmap_render.drawable
+
+    def counted(rows, geographic):
+        calls.append(len(rows.cell))
+        return real(rows, geographic)
+
+    monkeypatch.setattr(heatmap_render, "drawable", counted)
+    minx, miny, maxx, maxy = store.layer_meta("buildings").bbox
+    x, y = tile_of((minx + maxx) / 2, (miny + maxy) / 2, z)
+    tiles = [(x + dx, y + dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    start, results = threading.Barrier(len(tiles)), {}
+
+    def render(tx, ty):
+        start.wait()
+        results[tx, ty] = service.engine.render(service.engine.plan(heatmap.id, grid, z, tx, ty))
+
+    threads = [threading.Thread(target=render, args=t) for t in tiles]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == len(tiles)
+    assert sum(r.counts.get(heatmap.id, 0) for r in results.values()) > 0
+    assert len(calls) == 1

@@ -156,21 +156,32 @@ class HeatTiles:
         self._latest: dict[str, int] = {}  # the versions follow() last saw: older rebuilds are skipped
         self._background: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._building: dict[tuple, threading.Lock] = {}  # drawables being built, one lock each
 
     def from_city_cells(self, heat) -> bool:
         """Whether these layers read only the city-wide cells (no SQL per tile)."""
         return self.in_memory and all(hp.where is None for hp in heat)
 
     def _city_drawable(self, heatmap: Heatmap, city, key: tuple, geographic: bool) -> Drawable:
-        found = self._drawables.get((key, geographic))
-        if found is None:
-            found = drawable(city.rows, geographic)
-            with self._lock:
-                # older versions go; the same version for another reader stays
-                for stale in [k for k in self._drawables if k[0][:2] == key[:2] and k[0][2] < key[2]]:
-                    self._drawables.pop(stale, None)
-                self._drawables[(key, geographic)] = found
-                self._heatmaps[heatmap.id] = heatmap
+        slot = (key, geographic)
+        found = self._drawables.get(slot)
+        if found is not None:
+            return found
+        with self._lock:
+            building = self._building.setdefault(slot, threading.Lock())
+        # one build per slot: the tiles a cold server is asked for at once would otherwise each
+        # draw the whole city's hexagons (seconds of CPU at fine resolutions) side by side
+        with building:
+            found = self._drawables.get(slot)
+            if found is None:
+                found = drawable(city.rows, geographic)
+                with self._lock:
+                    # older versions go; the same version for another reader stays
+                    for stale in [k for k in self._drawables if k[0][:2] == key[:2] and k[0][2] < key[2]]:
+                        self._drawables.pop(stale, None)
+                    self._drawables[slot] = found
+                    self._heatmaps[heatmap.id] = heatmap
+                    self._building.pop(slot, None)
         return found
 
     def warm(self, heatmap: Heatmap, res: int, version: int, geographic: bool = False, individual_access: bool = False) -> None:
