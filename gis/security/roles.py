@@ -9,10 +9,11 @@ exports) asks it.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 from gis.catalog import Attribute, Catalog, Layer, Sensitivity
 
@@ -71,25 +72,22 @@ class Role(BaseModel):
     edit: list[str] = Field(default_factory=list)
     audited: bool = False
     url_token: bool = False
-    _views: dict = PrivateAttr(default_factory=dict)
-    _rules: dict = PrivateAttr(default_factory=dict)
-    _memo: dict = PrivateAttr(default_factory=dict)
 
     def rule(self, layer_id: str) -> LayerRule:
         # asked on every request (tiles several times): a frozen model need not be rebuilt each time
-        found = self._rules.get(layer_id)
+        found = self.memo.get(("rule", layer_id))
         if found is None:
             rule = self.layers.get(layer_id, self.default)
-            found = self._rules[layer_id] = rule if isinstance(rule, LayerRule) else LayerRule(right=rule)
+            found = self.memo[("rule", layer_id)] = rule if isinstance(rule, LayerRule) else LayerRule(right=rule)
         return found
 
     def right(self, layer_id: str) -> Right:
         return self.rule(layer_id).right
 
-    @property
+    @cached_property  # a plain attribute once made: private attributes cost a __getattr__ each read
     def memo(self) -> dict:
         """Room for what callers work out from this role's rights once (they never change)."""
-        return self._memo
+        return {}
 
     def may_edit(self, layer_id: str) -> bool:
         return "*" in self.edit or layer_id in self.edit
@@ -105,10 +103,11 @@ def attribute_view(role: Role, layer: Layer) -> tuple[tuple[Attribute, bool], ..
     value goes out through the masking rule of its class. Attributes not listed are absent."""
     if role.right(layer.id) < Right.masked:
         return ()
-    view = role._views.get(layer.id)
-    if view is None:
-        view = role._views[layer.id] = _view(role, layer)
-    return view
+    key = ("view", id(layer))
+    found = role.memo.get(key)
+    if found is None or found[0] is not layer:  # the layer is held: its id stays unique
+        found = role.memo[key] = (layer, _view(role, layer))
+    return found[1]
 
 
 def _view(role: Role, layer: Layer) -> tuple[tuple[Attribute, bool], ...]:

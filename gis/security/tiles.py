@@ -86,10 +86,17 @@ def audit_tile(service, scope, entry) -> None:
     if grid is None:
         return
     web_zoom = grid.web_zoom(int(z))
-    sensitive = [
-        layer.id for layer in tileset.layers
-        if layer.id in service.store.catalog and is_sensitive(layer) and layer.zoom.min <= web_zoom <= layer.zoom.max
-    ]
+    # asked for every tile sent, warm ones included: worked out once per role, tileset and level
+    memo = current().rights.memo
+    key = ("audited", id(tileset), web_zoom)
+    found = memo.get(key)
+    if found is None or found[0] is not tileset:
+        catalog = service.store.catalog
+        found = memo[key] = (tileset, [
+            layer.id for layer in tileset.layers
+            if layer.id in catalog and is_sensitive(layer) and layer.zoom.min <= web_zoom <= layer.zoom.max
+        ])
+    sensitive = found[1]
     if sensitive:
         bounds = grid.lonlat_bounds(int(z), int(x), int(y), 0)
         audit.record(service.store, "tiles", ",".join(sensitive), bbox=[round(v, 7) for v in bounds],
