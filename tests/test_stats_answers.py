@@ -41,18 +41,38 @@ def test_the_same_question_again_is_answered_without_aggregating(http, store):
     assert again == first and ran == []
 
 
+def external_write(store, statement: str, params: dict) -> None:
+    """One write as another department's system makes it: its own connection, not OneMap's pool."""
+    if store.postgis:
+        with store.engine.begin() as conn:
+            conn.execute(text(statement), params)
+        return
+    import sqlean
+
+    from gis.storage.engine import SPATIALITE, gpkg_path
+
+    raw = sqlean.connect(str(gpkg_path(store.settings.database.database_url)), timeout=15)
+    try:
+        raw.enable_load_extension(True)
+        raw.load_extension(SPATIALITE)
+        raw.execute("SELECT EnableGpkgAmphibiousMode()")
+        with raw:
+            raw.execute(statement, params)
+    finally:
+        raw.close()
+
+
 def test_a_write_from_outside_onemap_moves_the_next_answer(http, store):
     """A direct UPDATE (another department's system): the layer triggers bump the version."""
     table = f'"{store.schema}".cameras' if store.postgis else "cameras"
     before = total(http, "cameras_offline")
     assert total(http, "cameras_offline") == before  # kept
-    with store.engine.begin() as conn:
+    with store.engine.connect() as conn:
         camera = conn.execute(text(f"SELECT id FROM {table} WHERE status <> 'offline' ORDER BY id LIMIT 1")).scalar_one()
         status = conn.execute(text(f"SELECT status FROM {table} WHERE id = :i"), {"i": camera}).scalar_one()
-        conn.execute(text(f"UPDATE {table} SET status = 'offline' WHERE id = :i"), {"i": camera})
+    external_write(store, f"UPDATE {table} SET status = 'offline' WHERE id = :i", {"i": camera})
     try:
         assert total(http, "cameras_offline") == before + 1
     finally:
-        with store.engine.begin() as conn:
-            conn.execute(text(f"UPDATE {table} SET status = :s WHERE id = :i"), {"s": status, "i": camera})
+        external_write(store, f"UPDATE {table} SET status = :s WHERE id = :i", {"s": status, "i": camera})
     assert total(http, "cameras_offline") == before
