@@ -130,6 +130,9 @@ def open_engine(db: DatabaseSettings) -> Engine:
     path = gpkg_path(db.database_url)
     engine = create_engine(
         "sqlite://",
+        # the driver the connections come from: its errors are then SQLAlchemy's (OperationalError,
+        # DBAPIError) as on PostGIS; under the stdlib's module they escaped every such handler
+        module=sqlean.dbapi2,
         creator=_sqlite_connect(path, db.statement_timeout_ms),
         poolclass=QueuePool,
         pool_size=db.pool_size,
