@@ -107,7 +107,7 @@ def test_tiles_asked_at_once_on_a_cold_resolution_draw_the_city_once(store, serv
 
     heatmap = service.engine.tileset("h3_floor_area").heat[0]
     grid = GRIDS["WebMercatorQuad"]
-    drawn = {res for (key, _geo) in service.engine.heat_tiles._drawables for res in [key[1]]}
+    drawn = {res for (key, _geo) in service.engine.heat_tiles._drawables.built for res in [key[1]]}
     z = next(z for z in range(heatmap.layer.zoom.min, heatmap.layer.zoom.max + 1)
              if heatmap.resolution(grid.web_zoom(z)) not in drawn)
     calls = []

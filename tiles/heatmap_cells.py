@@ -137,37 +137,50 @@ def visible_cells(heatmap: Heatmap, res: int, rows: Rows, k: int, individual_acc
     return rows.take(np.isin(rows.cell, shown)), answer.suppressed_groups, answer.suppressed_value
 
 
+class BuiltOnce:
+    """Values built once per key however many threads ask at once: the others wait for that one
+    build. When a value lands, the keys `stale` names go (older data versions of the same thing;
+    versions only grow, so a build finishing late never drops a newer one)."""
+
+    def __init__(self):
+        self.built: dict = {}
+        self._locks: dict = {}
+        self._guard = threading.Lock()
+
+    def get(self, key, build, stale):
+        found = self.built.get(key)
+        if found is not None:
+            return found
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            found = self.built.get(key)
+            if found is None:
+                found = build()
+                with self._guard:
+                    for old in [k for k in self.built if stale(k)]:
+                        self.built.pop(old, None)
+                    self.built[key] = found
+                    self._locks.pop(key, None)
+        return found
+
+
 class CellCache:
     """City-wide cells per (heatmap, resolution, data version, access), each built once."""
 
     def __init__(self, store: Store, k: int):
         self.store = store
         self.k = k
-        self._built: dict[tuple, CityCells] = {}
+        self._cells = BuiltOnce()
         self.derived: dict[tuple, object] = {}  # what is computed from the cells (style ramps), per version
-        self._locks: dict[tuple, threading.Lock] = {}
-        self._guard = threading.Lock()
 
     def city(self, heatmap: Heatmap, res: int, version: int, individual_access: bool = False, conn=None) -> CityCells:
         individual_access = lifts_suppression(heatmap, individual_access)
-        key = (heatmap.id, res, version, individual_access)
-        found = self._built.get(key)
-        if found is not None:
-            return found
-        with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:  # one build per key however many tiles ask at once
-            found = self._built.get(key)
-            if found is None:
-                found = self._build(heatmap, res, individual_access, conn)
-                with self._guard:
-                    # versions only grow: a build finishing late must not drop a newer one
-                    stale = [k for k in self._built if k[0] == heatmap.id and k[1] == res and k[2] < version]
-                    for k in stale:
-                        self._built.pop(k, None)
-                        self._locks.pop(k, None)
-                    self._built[key] = found
-        return found
+        return self._cells.get(
+            (heatmap.id, res, version, individual_access),
+            lambda: self._build(heatmap, res, individual_access, conn),
+            lambda k: k[0] == heatmap.id and k[1] == res and k[2] < version,
+        )
 
     def _build(self, heatmap: Heatmap, res: int, individual_access: bool, conn) -> CityCells:
         query = statement(self.store, heatmap, res)

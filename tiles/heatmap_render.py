@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement
 from gis.storage.store import Store
 from tiles import heatmap_mvt as mvt
 from tiles.heatmap import Heatmap
-from tiles.heatmap_cells import CellCache, Rows, lifts_suppression, tile_rows
+from tiles.heatmap_cells import BuiltOnce, CellCache, Rows, lifts_suppression, tile_rows
 from tiles.heatmap_mvt import ring_commands
 from tiles.matrix import BUFFER, EXTENT
 from tiles.plan import Rendered, TilePlan
@@ -150,39 +150,28 @@ class HeatTiles:
         # unfiltered tiles read the city-wide cells (built once per version); False counts every
         # tile in SQL, the reference path the tests and the benchmark compare against
         self.in_memory = in_memory
-        self._drawables: dict[tuple, Drawable] = {}  # city-wide cells ready to draw, per grid kind
+        self._drawables = BuiltOnce()  # city-wide cells ready to draw, per grid kind
         self._heatmaps: dict[str, Heatmap] = {}  # of the drawables, by id: what follow() rebuilds
         self._following: set[tuple] = set()  # rebuilds queued or running
         self._latest: dict[str, int] = {}  # the versions follow() last saw: older rebuilds are skipped
         self._background: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._building: dict[tuple, threading.Lock] = {}  # drawables being built, one lock each
 
     def from_city_cells(self, heat) -> bool:
         """Whether these layers read only the city-wide cells (no SQL per tile)."""
         return self.in_memory and all(hp.where is None for hp in heat)
 
     def _city_drawable(self, heatmap: Heatmap, city, key: tuple, geographic: bool) -> Drawable:
-        slot = (key, geographic)
-        found = self._drawables.get(slot)
-        if found is not None:
-            return found
+        # one drawing per slot: the tiles a cold server is asked for at once would otherwise each
+        # draw the whole city's hexagons (seconds of CPU at fine resolutions) side by side. Older
+        # versions go; the same version for another reader stays.
         with self._lock:
-            building = self._building.setdefault(slot, threading.Lock())
-        # one build per slot: the tiles a cold server is asked for at once would otherwise each
-        # draw the whole city's hexagons (seconds of CPU at fine resolutions) side by side
-        with building:
-            found = self._drawables.get(slot)
-            if found is None:
-                found = drawable(city.rows, geographic)
-                with self._lock:
-                    # older versions go; the same version for another reader stays
-                    for stale in [k for k in self._drawables if k[0][:2] == key[:2] and k[0][2] < key[2]]:
-                        self._drawables.pop(stale, None)
-                    self._drawables[slot] = found
-                    self._heatmaps[heatmap.id] = heatmap
-                    self._building.pop(slot, None)
-        return found
+            self._heatmaps[heatmap.id] = heatmap  # before its drawing exists: follow() looks it up
+        return self._drawables.get(
+            (key, geographic),
+            lambda: drawable(city.rows, geographic),
+            lambda k: k[0][:2] == key[:2] and k[0][2] < key[2],
+        )
 
     def warm(self, heatmap: Heatmap, res: int, version: int, geographic: bool = False, individual_access: bool = False) -> None:
         """Build what unfiltered tiles of this resolution read, ahead of the first request."""
@@ -199,11 +188,11 @@ class HeatTiles:
         due = []
         with self._lock:
             self._latest = dict(versions)
-            for (heatmap_id, res, version, access), geographic in list(self._drawables):
+            for (heatmap_id, res, version, access), geographic in list(self._drawables.built):
                 heatmap = self._heatmaps[heatmap_id]
                 new = versions.get(heatmap.source, version)
                 job = ((heatmap_id, res, new, access), geographic)
-                if new > version and job not in self._drawables and job not in self._following:
+                if new > version and job not in self._drawables.built and job not in self._following:
                     self._following.add(job)
                     due.append((heatmap, res, new, access, geographic))
             if due and self._background is None:
