@@ -89,6 +89,16 @@ class Role(BaseModel):
         """Room for what callers work out from this role's rights once (they never change)."""
         return {}
 
+    def kept(self, kind, of, work):
+        """`work()`, worked out once per role for `kind` (hashable) of the object `of` (a layer, a
+        tileset) and kept. Keyed by identity and holding `of`, so its id stays unique; equal-looking
+        objects of another catalog get their own answer."""
+        key = (kind, id(of))
+        found = self.memo.get(key)
+        if found is None or found[0] is not of:
+            found = self.memo[key] = (of, work())
+        return found[1]
+
     def may_edit(self, layer_id: str) -> bool:
         return "*" in self.edit or layer_id in self.edit
 
@@ -103,11 +113,7 @@ def attribute_view(role: Role, layer: Layer) -> tuple[tuple[Attribute, bool], ..
     value goes out through the masking rule of its class. Attributes not listed are absent."""
     if role.right(layer.id) < Right.masked:
         return ()
-    key = ("view", id(layer))
-    found = role.memo.get(key)
-    if found is None or found[0] is not layer:  # the layer is held: its id stays unique
-        found = role.memo[key] = (layer, _view(role, layer))
-    return found[1]
+    return role.kept("view", layer, lambda: _view(role, layer))
 
 
 def _view(role: Role, layer: Layer) -> tuple[tuple[Attribute, bool], ...]:

@@ -20,12 +20,7 @@ from tiles.matrix import GRIDS
 def visible_tileset(tileset, principal: Principal):
     """The tileset as this principal's role may have it, or None; the same object every time
     (cache keys and hot paths compare it), worked out once per role and tileset."""
-    memo = principal.rights.memo
-    key = ("tileset", id(tileset))
-    found = memo.get(key)
-    if found is None or found[0] is not tileset:  # the tileset itself is held: its id stays unique
-        found = memo[key] = (tileset, _visible(tileset, principal))
-    return found[1]
+    return principal.rights.kept("tileset", tileset, lambda: _visible(tileset, principal))
 
 
 def _visible(tileset, principal: Principal):
@@ -87,16 +82,11 @@ def audit_tile(service, scope, entry) -> None:
         return
     web_zoom = grid.web_zoom(int(z))
     # asked for every tile sent, warm ones included: worked out once per role, tileset and level
-    memo = current().rights.memo
-    key = ("audited", id(tileset), web_zoom)
-    found = memo.get(key)
-    if found is None or found[0] is not tileset:
-        catalog = service.store.catalog
-        found = memo[key] = (tileset, [
-            layer.id for layer in tileset.layers
-            if layer.id in catalog and is_sensitive(layer) and layer.zoom.min <= web_zoom <= layer.zoom.max
-        ])
-    sensitive = found[1]
+    catalog = service.store.catalog
+    sensitive = current().rights.kept(("audited", web_zoom), tileset, lambda: [
+        layer.id for layer in tileset.layers
+        if layer.id in catalog and is_sensitive(layer) and layer.zoom.min <= web_zoom <= layer.zoom.max
+    ])
     if sensitive:
         bounds = grid.lonlat_bounds(int(z), int(x), int(y), 0)
         audit.record(service.store, "tiles", ",".join(sensitive), bbox=[round(v, 7) for v in bounds],
