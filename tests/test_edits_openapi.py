@@ -9,15 +9,12 @@ document allows (and, in negative mode, what it forbids) to the edit operations:
 
 from __future__ import annotations
 
-import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, given, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
 from tests.edit_city import build
-from tests.test_hostile_schemathesis import _body, _local, _plain
+from tests.schemathesis_support import local, server_errors
 
 EDITS = ("post", "put", "patch", "delete")
 
@@ -86,42 +83,13 @@ def test_a_key_place_patch_offers_only_what_staff_sees_unmasked(city):
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])
 def test_no_edit_operation_answers_with_a_server_error(city, mode):
-    schema = schemathesis.openapi.from_dict(_local(document(city, city.staff)))
+    schema = schemathesis.openapi.from_dict(local(document(city, city.staff)))
     operations = [
         result.ok() for result in schema.get_all_operations()
         if result.ok().method.lower() in EDITS and result.ok().path.startswith("/collections/urban_components/items")
         and (result.ok().definition.raw.get("operationId") or "").endswith("Item")
     ]
     assert len(operations) == 4
-    failures: list[str] = []
-    calls = [0]
-    with httpx.Client(base_url=city.url, timeout=30) as http:
-        for operation in operations:
-            try:
-                strategy = operation.as_strategy(generation_mode=mode)
-            except Exception:
-                if mode is GenerationMode.NEGATIVE:
-                    continue
-                raise
-
-            @settings(max_examples=5, deadline=None, database=None, derandomize=True,
-                      suppress_health_check=list(HealthCheck))
-            @given(case=strategy)
-            def run(case):
-                kwargs = case.as_transport_kwargs(base_url=city.url)
-                headers = {**(_plain(kwargs.get("headers")) or {}), **city.staff}
-                calls[0] += 1
-                try:
-                    response = http.request(kwargs["method"], kwargs["url"], params=kwargs.get("params"),
-                                            headers=headers, content=_body(kwargs))
-                except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeEncodeError, ValueError):
-                    return  # the client cannot send it: nothing reached the server
-                if response.status_code >= 500:
-                    failures.append(f"{operation.label} -> {response.status_code} {response.text[:200]}")
-
-            try:
-                run()
-            except Unsatisfiable:
-                continue
-    assert calls[0] >= len(operations)
-    assert not failures, f"{len(failures)} server errors in {calls[0]} calls:\n" + "\n".join(failures[:20])
+    calls, failures = server_errors(operations, mode, city.url, 5, headers=city.staff, timeout=30)
+    assert calls >= len(operations)
+    assert not failures, f"{len(failures)} server errors in {calls} calls:\n" + "\n".join(failures[:20])
