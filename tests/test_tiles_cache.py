@@ -157,3 +157,28 @@ def test_invalidate_drops_exactly_the_tiles_touching_the_bbox_and_bumps_the_urls
     response = http.get(f"/collections/cameras/tiles/{tms}/{z}/{y}/{x}", params={"v": version})
     assert response.headers["etag"] == etags_before[untouched]
     assert "immutable" in response.headers["cache-control"]
+
+
+def test_a_cache_file_of_the_old_layout_keeps_its_tiles_and_takes_new_ones(tmp_path):
+    from tiles.cache import DiskCache, Entry
+
+    path = tmp_path / "tiles.sqlite"
+    with sqlite3.connect(path) as conn:  # the layout before the rowid table: rows inside the key's B-tree
+        conn.execute(
+            "CREATE TABLE tiles (tileset TEXT NOT NULL, tms TEXT NOT NULL, z INTEGER NOT NULL, x INTEGER NOT NULL, "
+            "y INTEGER NOT NULL, filter TEXT NOT NULL, etag TEXT NOT NULL, thinned INTEGER NOT NULL, data BLOB NOT NULL, "
+            "PRIMARY KEY (tileset, tms, z, x, y, filter)) WITHOUT ROWID"
+        )
+        conn.execute("INSERT INTO tiles VALUES ('cameras', ?, 15, 1, 2, '', '\"e1\"', 0, ?)", (WEB, b"old tile"))
+    disk = DiskCache(path)
+    key = ("cameras", WEB, 15, 1, 2, "")
+    assert disk.get(key) == Entry(b"old tile", '"e1"', 0)
+    disk.put(key, Entry(b"new tile", '"e2"', 0), disk.last_seq())
+    disk.put(("cameras", WEB, 15, 1, 3, ""), Entry(b"next", '"e3"', 0), disk.last_seq())
+    disk.flush()
+    assert disk.get(key) == Entry(b"new tile", '"e2"', 0), "a tile stored again replaces the old one"
+    assert disk.count() == 2
+    with sqlite3.connect(path) as conn:
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE name='tiles'").fetchone()[0]
+    assert "WITHOUT ROWID" not in sql.upper()
+    assert DiskCache(path).get(key) == Entry(b"new tile", '"e2"', 0), "opening it again changes nothing"

@@ -96,18 +96,39 @@ class MemoryLRU:
         return len(doomed)
 
 
-_SCHEMA = """
+# A rowid table with the key in a separate index: tiles are blobs of kilobytes, and a WITHOUT ROWID
+# table keeps its rows inside the key's B-tree, so every insert moved blobs around (SQLite advises
+# against it for rows over ~1/20 of a page). Measured: 59 -> 24 us per stored tile, 20 -> 7 us per lookup.
+_TILES = """
 CREATE TABLE IF NOT EXISTS tiles (
     tileset TEXT NOT NULL, tms TEXT NOT NULL, z INTEGER NOT NULL, x INTEGER NOT NULL, y INTEGER NOT NULL,
     filter TEXT NOT NULL, etag TEXT NOT NULL, thinned INTEGER NOT NULL, data BLOB NOT NULL,
-    PRIMARY KEY (tileset, tms, z, x, y, filter)
-) WITHOUT ROWID;
+    UNIQUE (tileset, tms, z, x, y, filter)
+)"""
+_SCHEMA = _TILES + """;
 CREATE TABLE IF NOT EXISTS invalidations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, layer TEXT NOT NULL, version INTEGER NOT NULL,
     minx REAL, miny REAL, maxx REAL, maxy REAL
 );
 CREATE TABLE IF NOT EXISTS layer_versions (layer TEXT PRIMARY KEY, version INTEGER NOT NULL);
 """
+
+
+def _upgrade_layout(conn: sqlite3.Connection) -> None:
+    """A cache file written before the rowid layout keeps its tiles: copied over once, in one
+    transaction (several workers may start at once: the first one does it, the others see it done)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        sql = conn.execute("SELECT sql FROM sqlite_master WHERE type='table' AND name='tiles'").fetchone()[0]
+        if "WITHOUT ROWID" in sql.upper():
+            conn.execute(_TILES.replace("CREATE TABLE IF NOT EXISTS tiles", "CREATE TABLE tiles_rowid"))
+            conn.execute("INSERT INTO tiles_rowid SELECT tileset, tms, z, x, y, filter, etag, thinned, data FROM tiles")
+            conn.execute("DROP TABLE tiles")
+            conn.execute("ALTER TABLE tiles_rowid RENAME TO tiles")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class DiskCache:
@@ -120,8 +141,9 @@ class DiskCache:
         self._queue: queue.Queue = queue.Queue()
         self._writer: threading.Thread | None = None
         self._writer_lock = threading.Lock()
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        _upgrade_layout(conn)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
