@@ -1,7 +1,7 @@
 """The raw database bound: the very statements OneMap's PostGIS renderer runs, straight through psycopg.
 
 Statements are built by OneMap's own code (TileEngine.plan + tiles.render_postgis) for each tile of
-the list, captured instead of executed, then run by N threads each holding one connection, over the
+the list (`render_postgis.statement`), then run by N threads each holding one connection, over the
 same tiles in the same order. A tile whose plan carries no layer at its zoom costs no statement (as
 in OneMap). Only the first statement of a tile is run: OneMap's budget re-renders are its own cost.
 """
@@ -15,18 +15,6 @@ import time
 import psycopg
 
 from tilelist import Tile
-
-
-class _Captured(Exception):
-    def __init__(self, sql, params):
-        self.sql, self.params = sql, params
-
-
-class _Capture:
-    dialect = None
-
-    def exec_driver_sql(self, sql, params):
-        raise _Captured(sql, params)
 
 
 def statements(database_url: str, tiles: list[Tile]) -> list[tuple[str, dict] | None]:
@@ -43,13 +31,7 @@ def statements(database_url: str, tiles: list[Tile]) -> list[tuple[str, dict] | 
         out: list[tuple[str, dict] | None] = []
         for t in tiles:
             plan = engine.plan(t.layer, grid, t.z, t.x, t.y)
-            if not plan.layers:
-                out.append(None)
-                continue
-            try:
-                render_postgis.render(_Capture(), store.schema, plan, {})
-            except _Captured as c:
-                out.append((c.sql, dict(c.params)))
+            out.append(render_postgis.statement(store.engine.dialect, store.schema, plan, {}) if plan.layers else None)
         return out
     finally:
         store.close()
