@@ -9,23 +9,57 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+from collections.abc import MutableMapping
 
 import click
 
-# (module, attribute): attached when the module exists, so a partial checkout still runs
-PLUGGED_COMMANDS = [
-    ("gis.qgis.cli", "qgis_project"),
-    ("gis.demo.cli", "demo"),
-    ("tiles.cli", "seed"),
-    ("tiles.cli", "export"),
-    ("gis.raster.cli", "load_raster"),
-    ("gis.raster.cli", "export_raster"),
-    ("gis.imports.cli", "load"),
-    ("gis.storage.migrations.cli", "migrate"),
-    ("gis.security.cli", "keys"),
-    ("gis.security.cli", "audit"),
-    ("gis.security.cli", "rekey"),
-]
+# name: (module, attribute). Imported when the command runs (or help lists it), so `onemap load`
+# does not pay for the tile engine's or the security tools' imports; a missing module (a partial
+# checkout) just leaves its command out.
+PLUGGED_COMMANDS = {
+    "qgis-project": ("gis.qgis.cli", "qgis_project"),
+    "demo": ("gis.demo.cli", "demo"),
+    "seed": ("tiles.cli", "seed"),
+    "export": ("tiles.cli", "export"),
+    "load-raster": ("gis.raster.cli", "load_raster"),
+    "export-raster": ("gis.raster.cli", "export_raster"),
+    "load": ("gis.imports.cli", "load"),
+    "migrate": ("gis.storage.migrations.cli", "migrate"),
+    "keys": ("gis.security.cli", "keys"),
+    "audit": ("gis.security.cli", "audit"),
+    "rekey": ("gis.security.cli", "rekey"),
+}
+
+
+class _Commands(MutableMapping):
+    """click.Group.commands whose plugged entries are imported on first use."""
+
+    def __init__(self, plugged: dict[str, tuple[str, str]]):
+        self.loaded: dict[str, click.Command] = {}
+        self.plugged = {name: where for name, where in plugged.items() if importlib.util.find_spec(where[0])}
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self.loaded and name in self.plugged:
+            module, attribute = self.plugged.pop(name)
+            self.loaded[name] = getattr(importlib.import_module(module), attribute)
+        return self.loaded[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self.plugged.pop(name, None)
+        self.loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self.plugged.pop(name, None)
+        self.loaded.pop(name, None)
+
+    def __contains__(self, name) -> bool:
+        return name in self.loaded or name in self.plugged
+
+    def __iter__(self):
+        return iter([*self.loaded, *self.plugged])
+
+    def __len__(self) -> int:
+        return len(self.loaded) + len(self.plugged)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -130,14 +164,14 @@ def show_config(database_url: str | None) -> None:
     click.echo(yaml.safe_dump(build_config(settings, catalog, meta, "<store>"), allow_unicode=True, sort_keys=False))
 
 
-def _attach_plugged_commands() -> None:
-    for module_name, attribute in PLUGGED_COMMANDS:
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        main.add_command(getattr(importlib.import_module(module_name), attribute))
+def _plug_commands() -> None:
+    commands = _Commands(PLUGGED_COMMANDS)
+    for name, command in main.commands.items():  # serve, config: defined above
+        commands[name] = command
+    main.commands = commands
 
 
-_attach_plugged_commands()
+_plug_commands()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from gis.storage.tables import SOURCE_ID
 STAGE = "onemap_import_stage"
 CHUNK = 20_000
 BULK_ROWS = 10_000  # new rows from which a load into a small table rebuilds its indexes after
+_KEPT_DURING_COPY = (f"USING btree ({SOURCE_ID})", "USING btree (h3)")
 
 
 @dataclass
@@ -102,6 +103,10 @@ def _bulk_indexes(store: Store, conn: Connection, layer_id: str, adding: int):
         "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = :s AND i.tablename = :t "
         "AND i.indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = CAST(:q AS regclass))"
     ), {"s": store.schema, "t": layer_id, "q": qualified}).all()
+    # the B-trees on the source id and the H3 cell are kept and filled as the COPY goes: that costs
+    # the server less than rebuilding them, and it does so while the client is still formatting
+    # rows (measured: the grid and street B-trees and the GiSTs cost more kept than rebuilt)
+    indexes = [(n, d) for n, d in indexes if not d.endswith(_KEPT_DURING_COPY)]
     for name, _ in indexes:
         conn.execute(text(f'DROP INDEX "{store.schema}"."{name}"'))
     yield
