@@ -49,3 +49,4 @@ def serve(store: Store, port: int, cache_dir: Path | None, **service_options):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        service.close()

@@ -43,6 +43,7 @@ from tiles.engine import DATASET, Cancelled, RenderJob, TileEngine, Tileset, Unk
 from tiles.generalise import TILE_BUDGET_BYTES
 from tiles.heatmap import load_heatmaps
 from tiles.matrix import GRIDS, TileOutOfRange
+from tiles.plan import Rendered
 
 LOG = logging.getLogger("onemap.tiles")
 TILE_MEDIA = metadata.TILE_MEDIA.encode()
@@ -322,10 +323,8 @@ class TileService:
         flight = self._inflight.get(key)
         if flight is None:
             job = RenderJob()
-            context = contextvars.copy_context()  # the caller's principal decides what the plan holds
-            task = asyncio.get_running_loop().run_in_executor(
-                self._renderers, context.run, self._produce, key, plan_factory, job
-            )
+            # a task runs in a copy of the caller's context: their principal decides what the plan holds
+            task = asyncio.ensure_future(self._render_miss(key, plan_factory, job))
             flight = (task, job, [0])
             self._inflight[key] = flight
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
@@ -339,7 +338,8 @@ class TileService:
             watcher.cancel()
         if task not in done:
             if waiters[0] == 0 and not task.done():
-                await run_in_threadpool(job.cancel)
+                task.cancel()  # a statement awaited on the loop: psycopg cancels it in the server
+                await run_in_threadpool(job.cancel)  # one running in a render thread
             return None
         try:
             return task.result()
@@ -348,6 +348,30 @@ class TileService:
         except (OperationalError, DBAPIError) as err:
             LOG.warning("tile %s failed: %s", key, err)
             raise _Reply(503, "the store could not render this tile in time; retry later", {"Retry-After": "5"}) from None
+
+    async def _render_miss(self, key: Key, plan_factory, job: RenderJob) -> Entry:
+        plan = plan_factory()
+        if self.engine.on_loop(plan):
+            entry = await self._produce_on_loop(key, plan)
+            if entry is not None:
+                return entry
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(
+            self._renderers, context.run, self._produce, key, lambda: plan, job
+        )
+
+    async def _produce_on_loop(self, key: Key, plan) -> Entry | None:
+        """`_produce` for a tile the engine renders on the loop (tiles.render_async); None when another
+        process is rendering it: the thread path waits for that one's tile."""
+        # the disk read stays on the loop: a WAL reader waits on no writer's lock, and this one index
+        # lookup (~7 us, pages in the OS's cache) costs less than the hop to a thread that would do it
+        entry, token = self.cache.lookup(key)
+        if entry is not None:
+            return entry
+        with self.cache.flight(key, block=False) as found:
+            if found is False:
+                return None
+            return self._keep(key, await self.engine.render_on_loop(plan), token)
 
     def produce(self, tileset_id: str, tms: str, z: int, x: int, y: int) -> Entry:
         """One unfiltered tile from the cache, or rendered and cached (synchronous: seed, export)."""
@@ -363,10 +387,12 @@ class TileService:
         with self.cache.flight(key) as entry:  # another process rendering it: its tile, when done
             if entry is not None:
                 return entry
-            rendered = self.engine.render(plan_factory(), job)
-            data = b"" if rendered.empty else rendered.data
-            entry = Entry(data, _etag(data), rendered.step)
-            self.cache.put(key, entry, token)
+            return self._keep(key, self.engine.render(plan_factory(), job), token)
+
+    def _keep(self, key: Key, rendered: Rendered, token) -> Entry:
+        data = b"" if rendered.empty else rendered.data
+        entry = Entry(data, _etag(data), rendered.step)
+        self.cache.put(key, entry, token)
         return entry
 
     def close(self) -> None:

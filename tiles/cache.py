@@ -340,9 +340,10 @@ class TileCache:
             self.disk.flush()
 
     @contextlib.contextmanager
-    def flight(self, key: Key, wait: float = 0.25):
+    def flight(self, key: Key, wait: float = 0.25, block: bool = True):
         """Single-flight across the processes sharing the disk cache. Yields the tile another
-        process rendered while this one waited for it, or None: render it (the lock is held)."""
+        process rendered while this one waited for it, or None: render it (the lock is held).
+        With block=False it yields False at once when another process holds the tile's lock."""
         if self._locks_path is None:
             yield None
             return
@@ -355,6 +356,9 @@ class TileCache:
         try:
             fcntl.lockf(self._locks_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
         except OSError:  # another process renders this tile (or one sharing its slot): wait for it
+            if not block:
+                yield False
+                return
             fcntl.lockf(self._locks_fd, fcntl.LOCK_EX, 1, slot)
             deadline = time.monotonic() + wait
             while found is None and self.disk is not None:

@@ -26,14 +26,23 @@ from gis.security.principal import current
 from gis.security.tiles import visible_tileset
 from gis.storage.store import Store
 from tiles import render_postgis, render_python
-from tiles.generalise import BUDGET_MAX_STEPS, TILE_BUDGET_BYTES, detail
+from tiles.generalise import TILE_BUDGET_BYTES, detail
 from tiles.heatmap import Heatmap, Heatmaps
 from tiles.heatmap_cells import SQL_MARGIN_EDGES, grow
 from tiles.heatmap_render import HeatPlan, HeatTiles
 from tiles.matrix import Grid
-from tiles.plan import LayerPlan, Rendered, TilePlan, moduli
+from tiles.render_async import AsyncTileConnections
+from tiles.plan import Budget, LayerPlan, Rendered, TilePlan
 
 DATASET = "onemap"
+
+
+def tile_options(store: Store) -> str:
+    db = store.settings.database
+    return (
+        f"-c statement_timeout={db.statement_timeout_ms} -c search_path={store.schema},public"
+        " -c max_parallel_workers_per_gather=0 -c jit=off"
+    )
 
 
 def tile_engine(store: Store) -> Engine:
@@ -41,10 +50,7 @@ def tile_engine(store: Store) -> Engine:
     if not store.postgis:
         return store.engine
     db = store.settings.database
-    options = (
-        f"-c statement_timeout={db.statement_timeout_ms} -c search_path={store.schema},public"
-        " -c max_parallel_workers_per_gather=0 -c jit=off"
-    )
+    options = tile_options(store)
     engine = create_engine(
         store.engine.url,
         pool_size=db.pool_size,
@@ -122,6 +128,17 @@ class TileEngine:
         self.budget = budget
         self.heat_tiles = HeatTiles(store, k)
         self.db = tile_engine(store)
+        # PostGIS tiles made of features only are sent from the event loop (tiles.render_async)
+        self.loop_db = (
+            AsyncTileConnections(
+                store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
+                tile_options(store),
+                store.key.postgres_session,
+                store.settings.database.pool_size,
+            )
+            if store.postgis
+            else None
+        )
         self.layer_versions: dict[str, int] = {}  # set by the tile service: city-wide cells are per version
         published = tuple(layer for layer in store.catalog.published)
         under = heatmaps.under_layer if heatmaps else {}
@@ -195,6 +212,8 @@ class TileEngine:
 
     def close(self) -> None:
         self.heat_tiles.close()
+        if self.loop_db is not None:
+            self.loop_db.close()
         if self.db is not self.store.engine:
             self.db.dispose()
 
@@ -222,15 +241,11 @@ class TileEngine:
                 heat = self.heat_tiles.render(conn, plan, list(plan.heat)) if plan.heat else Rendered(b"", {})
                 if not plan.layers:
                     return heat
-                result = self._render_once(conn, plan, {})
-                first_counts = result.counts
-                step = 0
                 # the budget is for the whole tile: the hexagons' bytes count against it too
-                room = self.budget - len(heat.data)
-                while len(result.data) > room and step < BUDGET_MAX_STEPS:
-                    step += 1
-                    result = self._render_once(conn, plan, moduli(first_counts, step))
-                    result.step = step
+                budget = Budget(self.budget - len(heat.data))
+                while budget.take(self._render_once(conn, plan, budget.moduli)):
+                    pass
+                result = budget.result
                 # MVT layers are independent messages: concatenating tiles merges their layers
                 return Rendered(heat.data + result.data, {**heat.counts, **result.counts}, result.step)
             except Exception:
@@ -240,6 +255,21 @@ class TileEngine:
             finally:
                 if job is not None:
                     job.detach()
+
+    def on_loop(self, plan: TilePlan) -> bool:
+        """Whether `render_on_loop` takes this tile: PostGIS features only, no hexagons to draw."""
+        return self.loop_db is not None and bool(plan.layers) and not plan.heat
+
+    async def render_on_loop(self, plan: TilePlan) -> Rendered:
+        """`render` for a tile `on_loop` accepts, its statements awaited on the event loop."""
+        assert self.loop_db is not None
+        budget = Budget(self.budget)
+        while True:
+            sql, params = render_postgis.statement(self.db.dialect, self.store.schema, plan, budget.moduli)
+            row = await self.loop_db.fetch_one(sql, params)
+            if not budget.take(render_postgis.rendered(plan, row)):
+                assert budget.result is not None
+                return budget.result
 
     def _render_once(self, conn, plan: TilePlan, mod: dict[str, int]) -> Rendered:
         if self.store.postgis:

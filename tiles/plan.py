@@ -16,7 +16,7 @@ from gis.catalog import AttrType, Layer, Sensitivity
 from gis.security.encryption import encrypted, readable
 from gis.security.masking import masked
 from gis.security.principal import current
-from tiles.generalise import BUDGET_MIN_FEATURES, Detail, budget_modulus
+from tiles.generalise import BUDGET_MAX_STEPS, BUDGET_MIN_FEATURES, Detail, budget_modulus
 from tiles.matrix import BUFFER, EXTENT, Grid
 
 
@@ -102,3 +102,26 @@ class Rendered:
 def moduli(counts: dict[str, int], step: int) -> dict[str, int]:
     """Per layer, the id modulus of a budget step (1 = keep all): crowded layers only."""
     return {name: (budget_modulus(step) if n > BUDGET_MIN_FEATURES else 1) for name, n in counts.items()}
+
+
+class Budget:
+    """The size budget's retries, one loop for every render path: render with `moduli`, hand the
+    result to `take`; while it answers True, render again (with the next, thinner `moduli`)."""
+
+    def __init__(self, room: int):
+        self.room = room
+        self.step = 0
+        self.moduli: dict[str, int] = {}
+        self.result: Rendered | None = None
+        self._first: dict[str, int] | None = None
+
+    def take(self, result: Rendered) -> bool:
+        if self._first is None:
+            self._first = result.counts  # thinning steps are worked out from the full tile's counts
+        result.step = self.step
+        self.result = result
+        if len(result.data) <= self.room or self.step >= BUDGET_MAX_STEPS:
+            return False
+        self.step += 1
+        self.moduli = moduli(self._first, self.step)
+        return True

@@ -99,7 +99,11 @@ def render(conn: Connection, schema: str, plan: TilePlan, moduli: dict[str, int]
     """Run the tile's statement; `moduli` maps layer id to its budget id-modulus (1 = keep all)."""
     if not plan.layers:
         return Rendered(b"", {})
-    row = _fetch_one(conn, *statement(conn.dialect, schema, plan, moduli))
+    return rendered(plan, _fetch_one(conn, *statement(conn.dialect, schema, plan, moduli)))
+
+
+def rendered(plan: TilePlan, row) -> Rendered:
+    """The tile from the statement's one row: per layer, its MVT bytes and its feature count."""
     chunks, counts = [], {}
     for i, lp in enumerate(plan.layers):
         mvt, n = row[2 * i], row[2 * i + 1]

@@ -159,6 +159,11 @@ class DataKey:
 
     # -- connections -----------------------------------------------------------------------------
 
+    @property
+    def postgres_session(self) -> tuple[str, str]:
+        """The session setting (name, value) that lets a PostgreSQL connection's SQL functions open values."""
+        return SETTING, self._hex
+
     def attach(self, engine: Engine, postgis: bool) -> None:
         """Every new connection of `engine` can run onemap_decrypt/onemap_encrypt with this key."""
 
@@ -167,7 +172,7 @@ class DataKey:
             if postgis:
                 # a bound parameter: the key is not in the statement text (pg_stat_activity, logs)
                 with dbapi_conn.cursor() as cur:
-                    cur.execute("SELECT set_config(%s, %s, false)", (SETTING, self._hex))
+                    cur.execute("SELECT set_config(%s, %s, false)", self.postgres_session)
                 if not dbapi_conn.autocommit:
                     dbapi_conn.commit()  # a session setting made in a rolled-back transaction is undone
             else:
