@@ -37,6 +37,7 @@ from pathlib import Path
 
 from tiles.matrix import BUFFER, GRIDS, Grid
 
+BATCH_SECONDS = 0.05  # how long the disk writer gathers tiles before it commits them (< flight's wait)
 Key = tuple[str, str, int, int, int, str]  # tileset, tms, z, x, y, filter
 BBox = tuple[float, float, float, float]
 # (written layer, tileset, grid, z, written bbox) -> the bbox whose data that tileset's tiles at z depend on
@@ -184,9 +185,12 @@ class DiskCache:
     def _write_behind(self) -> None:
         while True:
             batch = [self._queue.get()]
+            # tiles gathered for a moment, one commit for them all: a commit costs more than a tile,
+            # and taking what was queued at once made batches of one or two under load
+            deadline = time.monotonic() + BATCH_SECONDS
             while len(batch) < 500:
                 try:
-                    batch.append(self._queue.get_nowait())
+                    batch.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             try:
