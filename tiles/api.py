@@ -2,8 +2,9 @@
 
 Tile requests are plain ASGI (no pygeoapi, no Request objects). A tile already in the memory LRU
 is answered by `wrap(app)` before routing; everything else goes through `routes`. A miss runs one
-render per tile however many clients ask at once (single-flight), in a worker thread, and stops the
-database query when every client waiting for it has gone away.
+render per tile however many clients ask at once (single-flight) and stops the database query when
+every client waiting for it has gone away. PostGIS tiles made of features are awaited on the event
+loop (tiles.render_async); hexagon tiles and GeoPackage tiles render in a worker thread.
 
 Responses: 200 with `application/vnd.mapbox-vector-tile`, 204 for an empty tile, 304 when
 If-None-Match matches the strong ETag (a hash of the bytes); `Cache-Control` is long and immutable

@@ -4,7 +4,8 @@ A tileset is either one published layer (a collection's tiles) or the dataset ti
 which carries every published layer within its zoom range. The engine picks the renderer by
 backend (PostGIS: ST_AsMVT in the database; GeoPackage: Python), applies the size budget the same
 way for both, and reports what it did. Caching, single-flight and HTTP live above it (tiles.cache,
-tiles.api); this module is synchronous and runs in a worker thread.
+tiles.api). `render` is synchronous and runs in a worker thread; `render_on_loop` is its coroutine
+twin for the tiles that need nothing but a PostGIS statement (tiles.render_async).
 
 On PostGIS tiles take their own connections (`tile_engine`): autocommit (no BEGIN/ROLLBACK around
 the one statement), no pre-ping (a dead connection costs one retry on a fresh one instead of a
