@@ -141,7 +141,7 @@ class Run:
             if key not in seen:
                 seen.add(key)
                 out.append(self.find(*key))
-        order = ["raw ST_AsMVT", "bare starlette", "OneMap", "OneMap, plain uvicorn", "tipg", "pygeoapi MVT-pg",
+        order = ["raw ST_AsMVT", "raw ST_AsMVT, plain", "bare starlette", "OneMap", "OneMap, plain uvicorn", "tipg", "pygeoapi MVT-pg",
                  "OneMap GeoPackage"]
         phases = ["db", "30KB", "cold", "warm", "z14"]
         return sorted(out, key=lambda r: (order.index(r["server"]) if r["server"] in order else 99,
@@ -164,7 +164,7 @@ def main() -> int:
     p.add_argument("--slow-seconds", type=float, default=30, help="cap of each pygeoapi walk")
     p.add_argument("--rounds", type=int, default=3,
                    help="cold c16 walks of raw, OneMap and tipg, interleaved; the table shows each one's median")
-    p.add_argument("--servers", default="raw,bare,onemap,checks,tipg,pygeoapi,embedded", help="what to run (subset for trials)")
+    p.add_argument("--servers", default="raw,plain,bare,onemap,checks,tipg,pygeoapi,embedded", help="what to run (subset for trials)")
     args = p.parse_args()
     run = Run(args)
     want = set(args.servers.split(","))
@@ -211,6 +211,11 @@ def main() -> int:
         slowest = tiles[max(heavy)[1]] if heavy else None
         run.row("raw ST_AsMVT", "db", 1, rawdb.run(url, stmts, 1, args.c1_seconds))
 
+    # context for bound 1: the same tiles as a plain server's statement (rawdb.plain_statements)
+    plain = rawdb.plain_statements(url, tiles) if "plain" in want else []
+    if plain:
+        rawdb.run(url, plain, 16, 60)  # untimed, as for bound 1: the pages it reads are in memory
+
     # -- bound 2: bare starlette, fixed 30 KB -----------------------------------------------------
     if "bare" in want:
         log("bare starlette bound")
@@ -226,6 +231,8 @@ def main() -> int:
             log(f"cold c16, round {rnd} of {args.rounds}")
             if "raw" in want:
                 run.row("raw ST_AsMVT", "db", 16, rawdb.run(url, stmts, 16, args.c16_seconds))
+            if "plain" in want:
+                run.row("raw ST_AsMVT, plain", "db", 16, rawdb.run(url, plain, 16, args.c16_seconds))
             if "onemap" in want:
                 with servers.onemap(url, workers, cold_root / f"r{rnd}", run.logs / "onemap.log") as srv:
                     run.row("OneMap", "cold", 16, run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds))
@@ -355,6 +362,10 @@ def ratio_lines(run: Run) -> list[tuple[str, str, bool | None]]:
         x = om16["tiles_s"] / raw16["tiles_s"]
         out.append((f"cold c16: OneMap / raw ST_AsMVT tiles/s = {om16['tiles_s']:.1f} / {raw16['tiles_s']:.1f}",
                     f"{x:.2f}x (goal >= {GOAL_RAW_X}x)", x >= GOAL_RAW_X))
+    plain16 = f("raw ST_AsMVT, plain", "db", 16)
+    if om16 and plain16:  # context, not a goal (rawdb.plain_statements)
+        out.append((f"context: cold c16 OneMap / raw plain ST_AsMVT (a plain server's statement) tiles/s = "
+                    f"{om16['tiles_s']:.1f} / {plain16['tiles_s']:.1f}", f"{om16['tiles_s'] / plain16['tiles_s']:.2f}x", None))
     for a, b, c in ((om16, tg16, 16), (om1, tg1, 1)):
         if a and b:
             out.append((f"cold c{c}: p95 OneMap vs tipg = {a['p95_ms']:.1f} vs {b['p95_ms']:.1f} ms",

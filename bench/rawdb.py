@@ -37,6 +37,31 @@ def statements(database_url: str, tiles: list[Tile]) -> list[tuple[str, dict] | 
         store.close()
 
 
+def plain_statements(database_url: str, tiles: list[Tile], schema: str = "onemap") -> list[tuple[str, dict]]:
+    """Context, not a goal: the statement a plain tile server sends for the same tile (tipg's shape:
+    every column, the stored WebMercator geometry clipped to the tile, at most 10,000 features, no
+    generalisation, thinning or hexagons), so the raw bound can be read against what the issue's
+    figures describe ("raw ST_AsMVT queries on geometry stored in EPSG:3857")."""
+    with psycopg.connect(conninfo(database_url)) as conn:
+        columns = {
+            layer: [n for (n,) in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+                "AND column_name NOT IN ('geom', 'geom_3857') ORDER BY ordinal_position", (schema, layer)).fetchall()]
+            for layer in {t.layer for t in tiles}
+        }
+    sql = {
+        layer: (
+            f"SELECT ST_AsMVT(q, '{layer}', 4096, 'geom') AS mvt, count(*) AS n FROM ("
+            f"SELECT {', '.join(f't.{chr(34)}{c}{chr(34)}' for c in cols)}, "
+            "ST_AsMVTGeom(t.geom_3857, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4096, 256, true) AS geom "
+            f'FROM "{schema}"."{layer}" t WHERE ST_Intersects(t.geom_3857, ST_TileEnvelope(%(z)s, %(x)s, %(y)s)) '
+            "LIMIT 10000) q"
+        )
+        for layer, cols in columns.items()
+    }
+    return [(sql[t.layer], {"z": t.z, "x": t.x, "y": t.y}) for t in tiles]
+
+
 def conninfo(database_url: str, schema: str = "onemap") -> str:
     return "postgresql://" + database_url.split("://", 1)[1]
 
