@@ -28,7 +28,9 @@ from gis.storage.store import Store
 from gis.storage.tables import SOURCE_ID
 
 STAGE = "onemap_import_stage"
-CHUNK = 20_000
+# rows per COPY chunk: the server starts on the first chunk once it is formatted and ends with
+# the last, so smaller chunks shorten both waits (20,000 -> 5,000: ~0.1 s of 200,000 points)
+CHUNK = 5_000
 BULK_ROWS = 10_000  # new rows from which a load into a small table rebuilds its indexes after
 
 
