@@ -208,11 +208,11 @@ class TileService:
         version = self.versions.get(tileset)
         if "v" in params and params["v"] != str(version):
             return False  # a version this process has not seen yet: sync first, on the full path
-        await self._send_tile(scope, send, entry, "v" in params)
+        await self._send_tile(scope, send, entry, "v" in params, (collection, tms, int(z), int(x), int(y)))
         return True
 
-    async def _send_tile(self, scope, send, entry: Entry, current_version: bool) -> None:
-        audit_tile(self, scope, entry)  # reads of sensitive layers are on the record (gis.security)
+    async def _send_tile(self, scope, send, entry: Entry, current_version: bool, address: tuple) -> None:
+        audit_tile(self, *address, entry)  # reads of sensitive layers are on the record (gis.security)
         etag = entry.etag.encode()
         headers = [
             (b"etag", etag),
@@ -247,7 +247,8 @@ class TileService:
             )
             if entry is None:
                 return  # the client went away
-            await self._send_tile(scope, send, entry, current)
+            address = (p.get("collection_id"), p["tms"], int(p["z"]), int(p["x"]), int(p["y"]))
+            await self._send_tile(scope, send, entry, current, address)
         except _Reply as reply:
             body = json.dumps(problems.body(reply.status, reply.detail)).encode()
             headers = [(b"content-type", problems.MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode())]

@@ -8,7 +8,6 @@ tileset left with no layer does not exist for them: 404, as for an unknown one.
 from __future__ import annotations
 
 import dataclasses
-import re
 
 from gis.catalog import Attribute, Layer
 from gis.security import audit
@@ -64,15 +63,11 @@ def visible_attributes(layer: Layer) -> list[Attribute]:
     return [a for a, _ in current().attributes(layer)]
 
 
-_TILE = re.compile(r"^/(?:collections/([^/]+)/)?tiles/([^/]+)/(\d+)/(\d+)/(\d+)$")
-
-
-def audit_tile(service, scope, entry) -> None:
-    """One audit entry per tile sent that carries a sensitive layer at its level (cheap: a queue put)."""
-    match = _TILE.match(scope.get("path", ""))
-    if match is None or not entry.data:
+def audit_tile(service, collection: str | None, tms: str, z: int, x: int, y: int, entry) -> None:
+    """One audit entry per tile sent that carries a sensitive layer at its level (cheap: a queue put).
+    The tile's address comes from the caller, which has parsed it already."""
+    if not entry.data:
         return
-    collection, tms, z, y, x = match.groups()
     try:
         tileset = service.engine.tileset(collection or "onemap")
     except KeyError:
@@ -80,7 +75,7 @@ def audit_tile(service, scope, entry) -> None:
     grid = GRIDS.get(tms)
     if grid is None:
         return
-    web_zoom = grid.web_zoom(int(z))
+    web_zoom = grid.web_zoom(z)
     # asked for every tile sent, warm ones included: worked out once per role, tileset and level
     catalog = service.store.catalog
     sensitive = current().rights.kept(("audited", web_zoom), tileset, lambda: [
@@ -88,6 +83,6 @@ def audit_tile(service, scope, entry) -> None:
         if layer.id in catalog and is_sensitive(layer) and layer.zoom.min <= web_zoom <= layer.zoom.max
     ])
     if sensitive:
-        bounds = grid.lonlat_bounds(int(z), int(x), int(y), 0)
+        bounds = grid.lonlat_bounds(z, x, y, 0)
         audit.record(service.store, "tiles", ",".join(sensitive), bbox=[round(v, 7) for v in bounds],
                      detail={"tile": f"{tms}/{z}/{y}/{x}", "tileset": collection or "onemap"})
