@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gis.batches import take_batch
 from tiles.matrix import BUFFER, GRIDS, Grid
 
 BATCH_SECONDS = 0.05  # how long the disk writer gathers tiles before it commits them (< flight's wait)
@@ -184,17 +185,7 @@ class DiskCache:
 
     def _write_behind(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            # tiles gathered for a moment, one commit for them all: a commit costs more than a tile,
-            # and taking what was queued at once made batches of one or two under load. A sleep, not
-            # a get with a timeout: a writer waiting on the queue is woken by every put (the loop's
-            # Condition.notify cost 10% of a cold tile's time holding the GIL)
-            time.sleep(BATCH_SECONDS)
-            while len(batch) < 500:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = take_batch(self._queue, 500, BATCH_SECONDS)  # a commit costs more than a tile
             try:
                 conn = self._conn()
                 conn.execute("BEGIN IMMEDIATE")

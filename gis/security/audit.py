@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import OperationalError
 
+from gis.batches import take_batch
 from gis.security.principal import Principal, current
 from gis.security.tables import AUDIT, tables_for
 from gis.storage.store import Store
@@ -156,12 +157,7 @@ class _Writer:
 
     def _run(self) -> None:
         while True:
-            batch = [self.queue.get()]
-            while len(batch) < 500:
-                try:
-                    batch.append(self.queue.get_nowait())
-                except queue.Empty:
-                    break
+            batch = take_batch(self.queue, 500)
             self._write(batch)
             with self.cond:
                 self.pending -= len(batch)
