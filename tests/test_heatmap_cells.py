@@ -135,3 +135,35 @@ def test_tiles_asked_at_once_on_a_cold_resolution_draw_the_city_once(store, serv
     assert len(results) == len(tiles)
     assert sum(r.counts.get(heatmap.id, 0) for r in results.values()) > 0
     assert len(calls) == 1
+
+
+def test_workers_sharing_a_cache_directory_build_the_city_cells_once(store, tmp_path):
+    """Two tile services over one cache directory, as two worker processes of one host: the second
+    draws its hexagons from the cells the first built (read from the shared file, no GROUP BY), and
+    its tile is byte for byte the first one's. A newer data version builds anew and replaces the file."""
+    from tiles.api import TileService
+    from tiles.matrix import GRIDS
+
+    settings = settings_for(store.settings.database.database_url)
+    first, second = (TileService(store, settings, cache_dir=tmp_path) for _ in range(2))
+    try:
+        heatmap = first.engine.tileset("h3_floor_area").heat[0]
+        grid, z = GRIDS["WebMercatorQuad"], 11
+        minx, miny, maxx, maxy = store.layer_meta("buildings").bbox
+        x, y = tile_of((minx + maxx) / 2, (miny + maxy) / 2, z)
+        engines = {id(e): e for e in (store.engine, first.engine.db, second.engine.db)}.values()
+        built, ran_first = statements_while(engines, lambda: first.engine.render(first.engine.plan(heatmap.id, grid, z, x, y)))
+        assert built.counts[heatmap.id] > 0 and any("GROUP BY" in s for s in ran_first)
+        read, ran_second = statements_while(engines, lambda: second.engine.render(second.engine.plan(heatmap.id, grid, z, x, y)))
+        assert not any("GROUP BY" in s for s in ran_second), "the second worker read the cells, not the layer"
+        assert second.engine.heat_tiles.cells.shared.loaded == 1
+        assert read.data == built.data
+        files = sorted(p.name for p in (tmp_path / "cells").glob("*.npz"))
+        assert len(files) == 1
+        newer = first.engine.layer_versions["buildings"] + 1  # as after a write: that version's cells
+        first.engine.heat_tiles.cells.city(heatmap, heatmap.resolution(grid.web_zoom(z)), newer)
+        after = sorted(p.name for p in (tmp_path / "cells").glob("*.npz"))
+        assert len(after) == 1 and after != files, "the newer version's file replaces the older one"
+    finally:
+        for s in (first, second):
+            s.close()

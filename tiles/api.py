@@ -98,7 +98,8 @@ class TileService:
         self.store = store
         self.settings = settings
         heatmaps = load_heatmaps(settings, store.catalog)
-        self.engine = TileEngine(store, budget, heatmaps, settings.server.suppression_k)
+        shared = cache_dir / "cells" if cache_dir else None  # workers of one host share city cells there
+        self.engine = TileEngine(store, budget, heatmaps, settings.server.suppression_k, shared)
         self.cache = TileCache(cache_dir, memory_bytes, reach=self.engine.reach)
         self.sync_seconds = sync_seconds
         self.meta: dict[str, LayerMeta] = {}

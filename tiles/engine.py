@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import ColumnElement, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
@@ -31,9 +32,10 @@ from tiles.generalise import TILE_BUDGET_BYTES, detail
 from tiles.heatmap import Heatmap, Heatmaps
 from tiles.heatmap_cells import SQL_MARGIN_EDGES, grow
 from tiles.heatmap_render import HeatPlan, HeatTiles
+from tiles.heatmap_shared import SharedCells
 from tiles.matrix import Grid
-from tiles.render_async import AsyncTileConnections
 from tiles.plan import Budget, LayerPlan, Rendered, TilePlan
+from tiles.render_async import AsyncTileConnections
 
 DATASET = "onemap"
 
@@ -124,10 +126,19 @@ class Tileset:
 
 
 class TileEngine:
-    def __init__(self, store: Store, budget: int = TILE_BUDGET_BYTES, heatmaps: Heatmaps | None = None, k: int = 10):
+    def __init__(
+        self,
+        store: Store,
+        budget: int = TILE_BUDGET_BYTES,
+        heatmaps: Heatmaps | None = None,
+        k: int = 10,
+        shared_cells: Path | None = None,
+    ):
         self.store = store
         self.budget = budget
-        self.heat_tiles = HeatTiles(store, k)
+        # city-wide hexagon cells built once per host when the workers share a directory
+        shared = SharedCells(shared_cells, f"{store.engine.url.render_as_string()}#{store.schema}") if shared_cells else None
+        self.heat_tiles = HeatTiles(store, k, shared=shared)
         self.db = tile_engine(store)
         # PostGIS tiles made of features only are sent from the event loop (tiles.render_async)
         self.loop_db = (

@@ -168,9 +168,10 @@ class BuiltOnce:
 class CellCache:
     """City-wide cells per (heatmap, resolution, data version, access), each built once."""
 
-    def __init__(self, store: Store, k: int):
+    def __init__(self, store: Store, k: int, shared=None):
         self.store = store
         self.k = k
+        self.shared = shared  # tiles.heatmap_shared.SharedCells: one build per host, not per process
         self._cells = BuiltOnce()
         self.derived: dict[tuple, object] = {}  # what is computed from the cells (style ramps), per version
 
@@ -178,7 +179,13 @@ class CellCache:
         individual_access = lifts_suppression(heatmap, individual_access)
         return self._cells.get(
             (heatmap.id, res, version, individual_access),
-            lambda: self._build(heatmap, res, individual_access, conn),
+            lambda: self._build(heatmap, res, individual_access, conn)
+            if self.shared is None
+            else self.shared.fetch(
+                (repr(heatmap), res, individual_access, self.k),
+                (version, self.store.layer_meta(heatmap.source).updated_at),
+                lambda: self._build(heatmap, res, individual_access, conn),
+            ),
             lambda k: k[0] == heatmap.id and k[1] == res and k[2] < version,
         )
 

@@ -144,9 +144,9 @@ def _round(value: float) -> float:
 class HeatTiles:
     """Renders the heatmap layers of tile plans; holds the city-wide cells per data version."""
 
-    def __init__(self, store: Store, k: int, in_memory: bool = True):
+    def __init__(self, store: Store, k: int, in_memory: bool = True, shared=None):
         self.store = store
-        self.cells = CellCache(store, k)
+        self.cells = CellCache(store, k, shared)
         # unfiltered tiles read the city-wide cells (built once per version); False counts every
         # tile in SQL, the reference path the tests and the benchmark compare against
         self.in_memory = in_memory
