@@ -146,7 +146,7 @@ class TileEngine:
                 store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
                 tile_options(store),
                 store.key.postgres_session,
-                store.settings.database.pool_size,
+                2 * store.settings.database.pool_size,  # as many as the tile engine's pool and its overflow
             )
             if store.postgis
             else None
