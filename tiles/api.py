@@ -105,10 +105,10 @@ class TileService:
         self.meta: dict[str, LayerMeta] = {}
         self.versions: dict[str, int] = {}  # per tileset: the data version in tile URLs
         self._inflight: dict[Key, tuple[asyncio.Future, RenderJob, list[int]]] = {}
-        # renders get threads of their own, as many as the tile connections: a hop into a plain
-        # executor costs a cold tile far less than anyio's, and a burst queues here, not in the pool
+        # renders off the loop (hexagons, the GeoPackage) get threads of their own, as many as the
+        # tile engine's connections: a burst queues here, not in the pool (whose wait can time out)
         db = settings.database
-        self._renderers = ThreadPoolExecutor(2 * db.pool_size, thread_name_prefix="tile-render")
+        self._renderers = ThreadPoolExecutor(db.pool_size, thread_name_prefix="tile-render")
         self._poller: asyncio.Task | None = None
         self._last_sync = 0.0
         self.refresh()

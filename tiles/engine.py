@@ -56,8 +56,10 @@ def tile_engine(store: Store) -> Engine:
     options = tile_options(store)
     engine = create_engine(
         store.engine.url,
+        # what still renders in threads: hexagon tiles counted in SQL (filtered) and waits on another
+        # process's render; feature tiles take the loop's connections (tiles.render_async)
         pool_size=db.pool_size,
-        max_overflow=db.pool_size,
+        max_overflow=0,
         pool_pre_ping=False,
         pool_timeout=10,
         isolation_level="AUTOCOMMIT",
