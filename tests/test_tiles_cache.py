@@ -86,6 +86,7 @@ def cgcs_touches(z: int, x: int, y: int, bbox) -> bool:
 
 
 def disk_keys(service) -> set[tuple]:
+    service.cache.flush()  # tiles are written behind, in batches gathered for a moment
     with sqlite3.connect(service.cache.disk.path) as conn:
         return set(conn.execute("SELECT tileset, tms, z, x, y FROM tiles").fetchall())
 
