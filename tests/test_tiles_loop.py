@@ -20,9 +20,8 @@ import psycopg
 import pytest
 
 from tests.oracle import read_layer
-from tests.test_tiles_paths import cases
 from tests.tiles_server import free_port, serve
-from tests.tiles_support import tile_of
+from tests.tiles_support import cases, tile_of
 from tiles.engine import TileEngine
 from tiles.matrix import GRIDS
 

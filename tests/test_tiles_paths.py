@@ -16,8 +16,7 @@ import math
 import pytest
 import shapely
 
-from tests.oracle import read_layer
-from tests.tiles_support import decode, tile_of
+from tests.tiles_support import cases, decode
 from tiles import render_postgis, render_python
 from tiles.engine import TileEngine
 from tiles.matrix import GRIDS
@@ -32,34 +31,6 @@ def engines(built_stores, postgres_url):
     assert pg.postgis and not gp.postgis
     yield TileEngine(pg), TileEngine(gp)
     print(f"\nrender_postgis vs render_python: {STATS['tiles']} tiles, {STATS['features']} features compared")
-
-
-def cases(store) -> list[tuple[str, str, int, int, int]]:
-    """(tileset, tms, z, x, y): around features picked evenly through each layer."""
-    out = []
-    picks = {
-        "buildings": (13, 14, 16, 19),
-        "cameras": (12, 13, 14, 15, 17),
-        "key_places": (10, 12, 14),
-        "urban_components": (15, 16, 18),
-        "grids": (11, 13, 17),
-        "streets": (8, 12, 15),
-        "districts": (4, 10, 14),
-        "onemap": (12, 14, 16, 18),
-    }
-    for tileset, zooms in picks.items():
-        rows = read_layer(store, "cameras" if tileset == "onemap" else tileset)
-        for i, z in enumerate(zooms):
-            p = rows[(i * 7919) % len(rows)].geom.representative_point()
-            x, y = tile_of(p.x, p.y, z)
-            out.append((tileset, "WebMercatorQuad", z, x, y))
-    rows = read_layer(store, "cameras")
-    for tms, z in (("CGCS2000Quad", 14), ("CGCS2000Quad", 16), ("WorldCRS84Quad", 15)):
-        p = rows[len(rows) // 3].geom
-        # CGCS2000Quad: 180-degree tiles at level 1; WorldCRS84Quad: at level 0; both from (-180, 90)
-        span = 360 / 2**z if tms == "CGCS2000Quad" else 180 / 2**z
-        out.append(("cameras", tms, z, int((p.x + 180) // span), int((90 - p.y) // span)))
-    return out
 
 
 def render(engine: TileEngine, tileset, tms, z, x, y) -> bytes:

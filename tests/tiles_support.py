@@ -14,6 +14,7 @@ import mapbox_vector_tile
 import shapely
 
 from tests.oapif import all_items  # noqa: F401  (tile tests compare tiles with what it returns)
+from tests.oracle import read_layer
 
 R = 6378137.0
 WORLD = 2 * math.pi * R
@@ -125,3 +126,32 @@ def assert_problem(response, status: int | tuple[int, ...], *words: str) -> dict
     for word in words:
         assert word.lower() in text, (word, body)
     return body
+
+
+def cases(store) -> list[tuple[str, str, int, int, int]]:
+    """(tileset, tms, z, x, y) around features picked evenly through each layer, at levels that
+    cover every layer's zoom range, thinning and simplifying levels, in all three tile matrix sets."""
+    out = []
+    picks = {
+        "buildings": (13, 14, 16, 19),
+        "cameras": (12, 13, 14, 15, 17),
+        "key_places": (10, 12, 14),
+        "urban_components": (15, 16, 18),
+        "grids": (11, 13, 17),
+        "streets": (8, 12, 15),
+        "districts": (4, 10, 14),
+        "onemap": (12, 14, 16, 18),
+    }
+    for tileset, zooms in picks.items():
+        rows = read_layer(store, "cameras" if tileset == "onemap" else tileset)
+        for i, z in enumerate(zooms):
+            p = rows[(i * 7919) % len(rows)].geom.representative_point()
+            x, y = tile_of(p.x, p.y, z)
+            out.append((tileset, "WebMercatorQuad", z, x, y))
+    rows = read_layer(store, "cameras")
+    for tms, z in (("CGCS2000Quad", 14), ("CGCS2000Quad", 16), ("WorldCRS84Quad", 15)):
+        p = rows[len(rows) // 3].geom
+        # CGCS2000Quad: 180-degree tiles at level 1; WorldCRS84Quad: at level 0; both from (-180, 90)
+        span = 360 / 2**z if tms == "CGCS2000Quad" else 180 / 2**z
+        out.append(("cameras", tms, z, int((p.x + 180) // span), int((90 - p.y) // span)))
+    return out
