@@ -49,16 +49,15 @@ def plain_statements(database_url: str, tiles: list[Tile], schema: str = "onemap
                 "AND column_name NOT IN ('geom', 'geom_3857') ORDER BY ordinal_position", (schema, layer)).fetchall()]
             for layer in {t.layer for t in tiles}
         }
-    sql = {
-        layer: (
-            f"SELECT ST_AsMVT(q, '{layer}', 4096, 'geom') AS mvt, count(*) AS n FROM ("
-            f"SELECT {', '.join(f't.{chr(34)}{c}{chr(34)}' for c in cols)}, "
+    sql = {}
+    for layer, cols in columns.items():
+        listed = ", ".join(f't."{c}"' for c in cols)
+        sql[layer] = (
+            f"SELECT ST_AsMVT(q, '{layer}', 4096, 'geom') AS mvt, count(*) AS n FROM (SELECT {listed}, "
             "ST_AsMVTGeom(t.geom_3857, ST_TileEnvelope(%(z)s, %(x)s, %(y)s), 4096, 256, true) AS geom "
             f'FROM "{schema}"."{layer}" t WHERE ST_Intersects(t.geom_3857, ST_TileEnvelope(%(z)s, %(x)s, %(y)s)) '
             "LIMIT 10000) q"
         )
-        for layer, cols in columns.items()
-    }
     return [(sql[t.layer], {"z": t.z, "x": t.x, "y": t.y}) for t in tiles]
 
 

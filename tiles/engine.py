@@ -148,7 +148,9 @@ class TileEngine:
                 store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
                 tile_options(store),
                 store.key.postgres_session,
-                2 * store.settings.database.pool_size,  # as many as the tile engine's pool and its overflow
+                # twice the pool size: the 16 bench clients spread unevenly over 2 workers, and with 8
+                # the busier worker's requests queued for a connection (b9100a0)
+                2 * store.settings.database.pool_size,
             )
             if store.postgis
             else None

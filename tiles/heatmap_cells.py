@@ -179,15 +179,19 @@ class CellCache:
         individual_access = lifts_suppression(heatmap, individual_access)
         return self._cells.get(
             (heatmap.id, res, version, individual_access),
-            lambda: self._build(heatmap, res, individual_access, conn)
-            if self.shared is None
-            else self.shared.fetch(
-                (repr(heatmap), res, individual_access, self.k),
-                (version, self.store.layer_meta(heatmap.source).updated_at),
-                lambda: self._build(heatmap, res, individual_access, conn),
-            ),
+            lambda: self._build_or_read(heatmap, res, version, individual_access, conn),
             lambda k: k[0] == heatmap.id and k[1] == res and k[2] < version,
         )
+
+    def _build_or_read(self, heatmap: Heatmap, res: int, version: int, individual_access: bool, conn) -> CityCells:
+        def build() -> CityCells:
+            return self._build(heatmap, res, individual_access, conn)
+
+        if self.shared is None:
+            return build()
+        # another worker of this host may have built them: keyed by the layer's data state
+        state = (version, self.store.layer_meta(heatmap.source).updated_at)
+        return self.shared.fetch((repr(heatmap), res, individual_access, self.k), state, build)
 
     def _build(self, heatmap: Heatmap, res: int, individual_access: bool, conn) -> CityCells:
         query = statement(self.store, heatmap, res)

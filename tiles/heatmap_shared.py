@@ -23,6 +23,7 @@ import numpy as np
 
 from tiles.heatmap_cells import CityCells, Rows
 
+
 class SharedCells:
     def __init__(self, directory: Path, scope: str):
         directory.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ ms of CPU per tile through threads, 0.53 with the same work done on the loop). H
 own task sends the statement and awaits the answer. Plans that draw hexagons (Python work), and
 everything on the GeoPackage, keep the thread path (tiles.api); the budget loop is the engine's.
 
-Connections: up to the tile pool's size per process, opened when needed with the tile
+Connections: up to twice the pool size per process (tiles.engine), opened when needed with the tile
 connections' options (tiles.engine.tile_options) and the data key installed on each. A dead one (a
 restarted server) drops every idle one with it and the statement is retried once on a fresh
 connection; errors reach the service as SQLAlchemy's, as from the thread path, so it answers them
