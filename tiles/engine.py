@@ -40,12 +40,20 @@ from tiles.render_async import AsyncTileConnections
 DATASET = "onemap"
 
 
-def tile_options(store: Store) -> str:
+def tile_settings(store: Store) -> dict[str, str]:
+    """The session settings of every tile connection (both paths)."""
     db = store.settings.database
-    return (
-        f"-c statement_timeout={db.statement_timeout_ms} -c search_path={store.schema},public"
-        " -c max_parallel_workers_per_gather=0 -c jit=off"
-    )
+    return {
+        "statement_timeout": str(db.statement_timeout_ms),
+        "search_path": f"{store.schema},public",
+        "max_parallel_workers_per_gather": "0",
+        "jit": "off",
+        "application_name": "onemap",
+    }
+
+
+def tile_options(store: Store) -> str:
+    return " ".join(f"-c {name}={value}" for name, value in tile_settings(store).items() if name != "application_name")
 
 
 def tile_engine(store: Store) -> Engine:
@@ -146,7 +154,7 @@ class TileEngine:
         self.loop_db = (
             AsyncTileConnections(
                 store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False),
-                tile_options(store),
+                tile_settings(store),
                 store.key.postgres_session,
                 # twice the pool size: the 16 bench clients spread unevenly over 2 workers, and with 8
                 # the busier worker's requests queued for a connection (b9100a0)
@@ -273,8 +281,11 @@ class TileEngine:
                     job.detach()
 
     def on_loop(self, plan: TilePlan) -> bool:
-        """Whether `render_on_loop` takes this tile: PostGIS features only, no hexagons to draw."""
-        return self.loop_db is not None and bool(plan.layers) and not plan.heat
+        """Whether `render_on_loop` takes this tile: PostGIS features only, no hexagons to draw, no
+        where-clause (asyncpg would refuse a filter value PostgreSQL casts: tiles.render_async)."""
+        return (
+            self.loop_db is not None and bool(plan.layers) and not plan.heat and all(lp.where is None for lp in plan.layers)
+        )
 
     async def render_on_loop(self, plan: TilePlan) -> Rendered:
         """`render` for a tile `on_loop` accepts, its statements awaited on the event loop."""

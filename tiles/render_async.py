@@ -1,75 +1,106 @@
-"""PostGIS tile statements sent from the event loop: psycopg's AsyncConnection, no thread per tile.
+"""PostGIS tile statements sent from the event loop, over asyncpg: no thread, no driver layers per tile.
 
 A cold vector tile on PostGIS is one statement. Sent from a worker thread it cost the server more
 client CPU than everything else it did for the tile: the hop to the thread and back, and the GIL
 handed between a dozen threads around every wait (in process, 16 concurrent cold tiles: 0.65-0.71
 ms of CPU per tile through threads, 0.53 with the same work done on the loop). Here the request's
-own task sends the statement and awaits the answer. Plans that draw hexagons (Python work), and
-everything on the GeoPackage, keep the thread path (tiles.api); the budget loop is the engine's.
+own task sends the statement and awaits the answer. asyncpg rather than psycopg's AsyncConnection:
+the same statements from one loop cost 0.065-0.07 ms of client CPU per tile against 0.16-0.185
+(bench-city list, 16 concurrent, this machine), its protocol being compiled and its prepared
+statements cached per connection. Plans that draw hexagons or carry a where-clause (a client's
+filter, a role's view) keep the thread path (tiles.engine.on_loop): asyncpg types each parameter
+from the prepared statement and refuses a value of another type, where PostgreSQL casts a psycopg
+parameter, and compiled filters were written for the latter.
 
 Connections: up to twice the pool size per process (tiles.engine), opened when needed with the tile
-connections' options (tiles.engine.tile_options) and the data key installed on each. A dead one (a
+connections' settings (tiles.engine.tile_settings) and the data key installed on each. A dead one (a
 restarted server) drops every idle one with it and the statement is retried once on a fresh
 connection; errors reach the service as SQLAlchemy's, as from the thread path, so it answers them
-alike (503). Cancelling the awaiting task makes psycopg cancel the statement in the server.
+alike (503). Cancelling the awaiting task makes asyncpg send PostgreSQL a cancel request; the
+connection's next statement waits until that has been answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 
-import psycopg
-from psycopg import pq
-from sqlalchemy.exc import DBAPIError
+import asyncpg
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+    """A pyformat statement (`%(name)s`, `%%`) as PostgreSQL's own `$n`, and the names in `$n` order."""
+    names: list[str] = []
+
+    def number(match: re.Match) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return _PLACEHOLDER.sub(number, sql), tuple(names)
 
 
 class AsyncTileConnections:
-    def __init__(self, conninfo: str, options: str, session: tuple[str, str] | None, size: int):
-        self._conninfo = conninfo
-        self._options = options
+    def __init__(self, dsn: str, settings: dict[str, str], session: tuple[str, str] | None, size: int):
+        self._dsn = dsn
+        self._settings = settings
         self._session = session  # (setting, value) set on each new connection: the data key
         self._size = size
-        self._idle: list[psycopg.AsyncConnection] = []
+        self._idle: list[asyncpg.Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._numbered: dict[str, tuple[str, tuple[str, ...]]] = {}  # a plan's few statement texts
 
     async def fetch_one(self, sql: str, params: dict) -> tuple:
         self._bind_loop()
         assert self._slots is not None
+        query = self._numbered.get(sql)
+        if query is None:
+            query = self._numbered[sql] = numbered(sql)
+        text, names = query
+        args = [params[name] for name in names]
         async with self._slots:
             try:
-                return await self._fetch_one(sql, params)
-            except psycopg.Error as err:
-                if self._dead(err):  # the server went away: its other connections with it
+                return await self._fetch_one(text, args)
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as err:
+                if _dead(err):  # the server went away: its other connections with it
                     self.close()
                     try:
-                        return await self._fetch_one(sql, params)
-                    except psycopg.Error as again:
+                        return await self._fetch_one(text, args)
+                    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as again:
                         err = again
-                raise DBAPIError.instance(sql, params, err, psycopg.Error, connection_invalidated=self._dead(err)) from err
+                raise _sqlalchemy_error(sql, params, err) from err
 
-    async def _fetch_one(self, sql: str, params: dict) -> tuple:
+    async def _fetch_one(self, text: str, args: list) -> tuple:
         conn = self._idle.pop() if self._idle else await self._connect()
         try:
-            cursor = await conn.execute(sql, params)
-            row = await cursor.fetchone()
-        finally:
-            # reused only when idle again: after a cancellation psycopg has waited for the server's
-            # answer to the cancel request, so the connection is normally idle then too
-            if not conn.closed and conn.pgconn.transaction_status == pq.TransactionStatus.IDLE:
-                self._idle.append(conn)
-            else:
-                _finish(conn)
+            row = await conn.fetchrow(text, *args)
+        except asyncio.CancelledError:
+            # asyncpg has sent the cancel request; the connection's next statement waits for its answer
+            self._idle.append(conn)
+            raise
+        except BaseException:
+            if conn.is_closed():
+                raise
+            self._idle.append(conn)  # a statement's own error (a timeout): the connection is fine
+            raise
+        self._idle.append(conn)
         assert row is not None  # an aggregate statement: always one row
-        return row
+        return tuple(row)
 
-    async def _connect(self) -> psycopg.AsyncConnection:
-        conn = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, options=self._options, connect_timeout=5, application_name="onemap"
+    async def _connect(self) -> asyncpg.Connection:
+        conn = await asyncpg.connect(
+            self._dsn, timeout=5, server_settings=self._settings, statement_cache_size=256
         )
         if self._session is not None:
             # a bound parameter: the key is not in the statement text (pg_stat_activity, logs)
-            await conn.execute("SELECT set_config(%s, %s, false)", self._session)
+            await conn.execute("SELECT set_config($1, $2, false)", *self._session)
         return conn
 
     def _bind_loop(self) -> None:
@@ -79,20 +110,35 @@ class AsyncTileConnections:
             self.close()
             self._loop, self._slots = loop, asyncio.Semaphore(self._size)
 
-    @staticmethod
-    def _dead(err: BaseException) -> bool:
-        """Lost or refused connections; a statement timeout (QueryCanceled) is the statement's own."""
-        return isinstance(err, psycopg.OperationalError) and not isinstance(err, psycopg.errors.QueryCanceled)
-
     def close(self) -> None:
-        """Close the idle connections (from any thread: it only closes their sockets)."""
+        """Close the idle connections (from any thread: it only drops their sockets)."""
         idle, self._idle = self._idle, []
         for conn in idle:
-            _finish(conn)
+            try:
+                conn.terminate()
+            except Exception:  # already gone, or its loop closed: nothing left to release
+                pass
 
 
-def _finish(conn: psycopg.AsyncConnection) -> None:
-    try:
-        conn.pgconn.finish()
-    except Exception:  # already closed: nothing left to release
-        pass
+def _dead(err: BaseException) -> bool:
+    """Lost or refused connections; a statement timeout (57014) is the statement's own."""
+    if isinstance(err, asyncpg.QueryCanceledError):
+        return False
+    return isinstance(
+        err,
+        (
+            OSError,
+            asyncpg.InterfaceError,  # "connection is closed"
+            asyncpg.ConnectionDoesNotExistError,
+            asyncpg.PostgresConnectionError,  # class 08
+            asyncpg.CannotConnectNowError,  # starting up or shutting down
+            asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, crash shutdown
+        ),
+    )
+
+
+def _sqlalchemy_error(sql: str, params: dict, err: BaseException) -> DBAPIError:
+    """The error as SQLAlchemy raises a driver's, so the service answers it as on the thread path."""
+    dead = _dead(err)
+    kind = OperationalError if dead or isinstance(err, asyncpg.QueryCanceledError) else DBAPIError
+    return kind(sql, params, err, connection_invalidated=dead)  # type: ignore[arg-type]
