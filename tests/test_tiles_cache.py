@@ -183,3 +183,46 @@ def test_a_cache_file_of_the_old_layout_keeps_its_tiles_and_takes_new_ones(tmp_p
         sql = conn.execute("SELECT sql FROM sqlite_master WHERE name='tiles'").fetchone()[0]
     assert "WITHOUT ROWID" not in sql.upper()
     assert DiskCache(path).get(key) == Entry(b"new tile", '"e2"', 0), "opening it again changes nothing"
+
+
+def _cache_of(directory, version: int, stamp: str | None):
+    """A new process's tile cache over `directory`, synced with a store whose cameras are at `version`."""
+    from tiles.cache import TileCache
+
+    cache = TileCache(directory)
+    cache.sync({"cameras": version}, lambda layer: [layer], {"cameras": stamp} if stamp else None)
+    return cache
+
+
+@pytest.mark.parametrize(
+    ("version", "stamp", "kept"),
+    [
+        (5, "2026-12-07T10:00:00Z", True),  # the same store: its tiles serve the next process too
+        (5, "2026-12-07T11:30:00Z", False),  # another store, built to the same version at another time
+        (3, "2026-12-07T10:00:00Z", False),  # a version that went down: another store
+    ],
+)
+def test_a_rebuilt_store_behind_the_same_cache_directory_gets_none_of_the_old_tiles(tmp_path, version, stamp, kept):
+    from tiles.cache import Entry
+
+    key = ("cameras", WEB, 15, 1, 2, "")
+    first = _cache_of(tmp_path, 5, "2026-12-07T10:00:00Z")
+    first.put(key, Entry(b"tile of the first store", '"e1"', 0), first.token())
+    first.flush()
+    later = _cache_of(tmp_path, version, stamp)
+    assert (later.get(key) is not None) is kept
+    assert (_cache_of(tmp_path, version, stamp).get(key) is not None) is kept, "and for every process after"
+
+
+def test_a_cache_file_without_stamps_keeps_its_tiles(tmp_path):
+    from tiles.cache import Entry
+
+    key = ("cameras", WEB, 15, 1, 2, "")
+    first = _cache_of(tmp_path, 5, None)
+    first.put(key, Entry(b"tile", '"e1"', 0), first.token())
+    first.flush()
+    with sqlite3.connect(tmp_path / "tiles.sqlite") as conn:  # as written before stamps were recorded
+        conn.execute("CREATE TABLE old AS SELECT layer, version FROM layer_versions")
+        conn.execute("DROP TABLE layer_versions")
+        conn.execute("ALTER TABLE old RENAME TO layer_versions")
+    assert _cache_of(tmp_path, 5, "2026-12-07T10:00:00Z").get(key) is not None

@@ -129,7 +129,9 @@ class TileService:
         self.meta = meta
         # every layer, published or not: heatmaps aggregate unpublished ones (population)
         layer_versions = {layer.id: meta[layer.id].version for layer in self.store.catalog if layer.id in meta}
-        self.cache.sync(layer_versions, self.engine.tilesets_with)
+        # with each layer's last-write time: a rebuilt store behind the same cache directory restarts its versions
+        stamps = {layer: meta[layer].updated_at for layer in layer_versions}
+        self.cache.sync(layer_versions, self.engine.tilesets_with, stamps)
         self.engine.layer_versions = layer_versions
         self.engine.heat_tiles.follow(layer_versions)  # after a write: hexagon cells rebuilt ahead
         # URLs carry the version the cache matches: a write not yet reflected in it is not immutable
@@ -145,8 +147,8 @@ class TileService:
         the layer. Synchronous: call it after the write commits and before the write returns."""
         if layer_id not in self.store.catalog:
             raise KeyError(f"unknown layer {layer_id!r}")
-        version = self.store.layer_meta(layer_id).version
-        self.cache.invalidate(layer_id, self.engine.tilesets_with(layer_id), bbox, version)
+        meta = self.store.layer_meta(layer_id)
+        self.cache.invalidate(layer_id, self.engine.tilesets_with(layer_id), bbox, meta.version, meta.updated_at)
         self.refresh()
 
     async def _poll(self) -> None:

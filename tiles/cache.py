@@ -11,7 +11,9 @@ that file; `sync()` (run by each process every second, and at once when a reques
 version the process has not seen) replays other processes' entries onto its memory LRU. A data
 version that moved with no logged invalidation (a bulk reload) drops all of that layer's tiles, once
 it has stayed unexplained for `grace` seconds: a writer commits first and invalidates right after,
-so a poll landing between the two must not mistake the edit for a reload.
+so a poll landing between the two must not mistake the edit for a reload. A version that went down,
+or the same version with another last-write time than the file recorded for it, is another store
+behind the same cache directory (a rebuilt city): that layer's tiles go at once.
 
 The miss path stays off the disk's write lock: rendered tiles are written behind, in batches, by
 one thread per process (`DiskCache.put` queues; an invalidation logged meanwhile voids the queued
@@ -112,7 +114,7 @@ CREATE TABLE IF NOT EXISTS invalidations (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, layer TEXT NOT NULL, version INTEGER NOT NULL,
     minx REAL, miny REAL, maxx REAL, maxy REAL
 );
-CREATE TABLE IF NOT EXISTS layer_versions (layer TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS layer_versions (layer TEXT PRIMARY KEY, version INTEGER NOT NULL, stamp TEXT);
 """
 
 
@@ -133,6 +135,16 @@ def _upgrade_layout(conn: sqlite3.Connection) -> None:
         raise
 
 
+def _add_stamps(conn: sqlite3.Connection) -> None:
+    """A cache file from before the layers' last-write stamps gets the column (empty: unknown)."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(layer_versions)")}
+    if "stamp" not in columns:
+        try:
+            conn.execute("ALTER TABLE layer_versions ADD COLUMN stamp TEXT")
+        except sqlite3.OperationalError:  # another worker added it first
+            pass
+
+
 class DiskCache:
     """MBTiles-like: one row per tile, in a SQLite file shared by the processes of one host."""
 
@@ -146,6 +158,7 @@ class DiskCache:
         conn = self._conn()
         conn.executescript(_SCHEMA)
         _upgrade_layout(conn)
+        _add_stamps(conn)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -205,7 +218,9 @@ class DiskCache:
                 for _ in batch:
                     self._queue.task_done()
 
-    def invalidate(self, layer: str, version: int, bbox: BBox | None, tilesets: Iterable[str], ranges) -> None:
+    def invalidate(
+        self, layer: str, version: int, bbox: BBox | None, tilesets: Iterable[str], ranges, stamp: str | None = None
+    ) -> None:
         """Log the invalidation, then delete its tiles, in one transaction: logging first voids every
         tile rendered before it that is still queued or about to be (their seq is older)."""
         conn = self._conn()
@@ -222,7 +237,7 @@ class DiskCache:
                     "DELETE FROM tiles WHERE tileset=? AND tms=? AND z=? AND x BETWEEN ? AND ? AND y BETWEEN ? AND ?",
                     [(t, g, z, x0, x1, y0, y1) for t, g, z, x0, y0, x1, y1 in ranges],
                 )
-            conn.execute("INSERT OR REPLACE INTO layer_versions VALUES (?, ?)", (layer, version))
+            conn.execute("INSERT OR REPLACE INTO layer_versions VALUES (?, ?, ?)", (layer, version, stamp))
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -236,11 +251,10 @@ class DiskCache:
     def last_seq(self) -> int:
         return self._conn().execute("SELECT coalesce(max(seq), 0) FROM invalidations").fetchone()[0]
 
-    def rendered_versions(self) -> dict[str, int]:
-        return dict(self._conn().execute("SELECT layer, version FROM layer_versions").fetchall())
-
-    def set_rendered_versions(self, versions: dict[str, int]) -> None:
-        self._conn().executemany("INSERT OR REPLACE INTO layer_versions VALUES (?, ?)", list(versions.items()))
+    def rendered_versions(self) -> dict[str, tuple[int, str | None]]:
+        """Per layer, the data version (and its last-write stamp) the stored tiles were rendered from."""
+        rows = self._conn().execute("SELECT layer, version, stamp FROM layer_versions").fetchall()
+        return {layer: (version, stamp) for layer, version, stamp in rows}
 
     def count(self) -> int:
         return self._conn().execute("SELECT count(*) FROM tiles").fetchone()[0]
@@ -383,9 +397,15 @@ class TileCache:
         self.memory.drop(touched)
 
     def invalidate(
-        self, layer: str, tilesets: list[str], bbox: tuple[float, float, float, float] | None, version: int
+        self,
+        layer: str,
+        tilesets: list[str],
+        bbox: tuple[float, float, float, float] | None,
+        version: int,
+        stamp: str | None = None,
     ) -> None:
-        """Drop the tiles a write to `layer` inside `bbox` (lon/lat; None = everywhere) may change."""
+        """Drop the tiles a write to `layer` inside `bbox` (lon/lat; None = everywhere) may change;
+        `stamp` is the layer's last-write time at `version`."""
         with self._lock:
             ranges = None
             if bbox is None:
@@ -395,19 +415,22 @@ class TileCache:
                 ranges = list(touched_ranges(tilesets, bbox, self._reach(layer)))
                 self._drop_memory_ranges(ranges)
             if self.disk is not None:
-                self.disk.invalidate(layer, version, bbox, tilesets, ranges)
+                self.disk.invalidate(layer, version, bbox, tilesets, ranges, stamp)
             self._covered[layer] = max(version, self._covered.get(layer, 0))
 
     def covered(self, layer: str, version: int) -> int:
         """The data version this layer's cached tiles are known to match (`version` at most)."""
         return min(version, self._covered.get(layer, version))
 
-    def sync(self, versions: dict[str, int], tilesets_of: Callable[[str], list[str]]) -> None:
-        """Catch up with other processes' invalidations, then with writes nobody reported."""
+    def sync(
+        self, versions: dict[str, int], tilesets_of: Callable[[str], list[str]], stamps: dict[str, str] | None = None
+    ) -> None:
+        """Catch up with other processes' invalidations, then with writes nobody reported.
+        `stamps`: each layer's last-write time at its current version (the store's own record)."""
         with self._lock:
-            self._sync(versions, tilesets_of)
+            self._sync(versions, tilesets_of, stamps or {})
 
-    def _sync(self, versions: dict[str, int], tilesets_of: Callable[[str], list[str]]) -> None:
+    def _sync(self, versions: dict[str, int], tilesets_of: Callable[[str], list[str]], stamps: dict[str, str]) -> None:
         if self.disk is not None:
             for seq, layer, version, minx, miny, maxx, maxy in self.disk.log_since(self._seq):
                 tilesets = tilesets_of(layer)
@@ -419,19 +442,36 @@ class TileCache:
                 self._covered[layer] = max(version, self._covered.get(layer, 0))
                 self._seq = seq
             if not self._covered:  # first sync of this process: what was the disk rendered from?
-                self._covered.update(self.disk.rendered_versions())
+                for layer, (version, stamp) in self.disk.rendered_versions().items():
+                    if _other_store(versions.get(layer), stamps.get(layer), version, stamp):
+                        self.invalidate(layer, tilesets_of(layer), None, versions[layer], stamps.get(layer))
+                    else:
+                        self._covered[layer] = version
         now = time.monotonic()
         for layer, version in versions.items():
             known = self._covered.get(layer)
             if known is None:
                 if self.disk is not None:
-                    self.invalidate(layer, tilesets_of(layer), None, version)
+                    self.invalidate(layer, tilesets_of(layer), None, version, stamps.get(layer))
+                self._covered[layer] = version
+            elif version < known:  # versions only grow in one store: this is another one
+                self.invalidate(layer, tilesets_of(layer), None, version, stamps.get(layer))
                 self._covered[layer] = version
             elif version > known:
                 # unexplained so far: the writer may be about to invalidate its bbox; wait `grace`
                 first = self._unexplained.setdefault((layer, version), now)
                 if now - first >= self.grace:
-                    self.invalidate(layer, tilesets_of(layer), None, version)
+                    self.invalidate(layer, tilesets_of(layer), None, version, stamps.get(layer))
         self._unexplained = {
             (layer, v): t for (layer, v), t in self._unexplained.items() if v > self._covered.get(layer, 0)
         }
+
+
+def _other_store(version: int | None, stamp: str | None, recorded: int, recorded_stamp: str | None) -> bool:
+    """Whether the store's (version, last-write stamp) of a layer cannot have followed the one the
+    cache file recorded: a lower version, or the same version written at another time."""
+    if version is None:
+        return False
+    if version < recorded:
+        return True
+    return version == recorded and None not in (stamp, recorded_stamp) and stamp != recorded_stamp
