@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import h3
 import numpy as np
 import shapely
-from pyproj import Transformer
 from sqlalchemy import ColumnElement
 
+from gis.crs import web_mercator
 from gis.storage.store import Store
 from tiles import heatmap_mvt as mvt
 from tiles.heatmap import Heatmap
@@ -26,7 +26,6 @@ from tiles.heatmap_mvt import ring_commands
 from tiles.matrix import BUFFER, EXTENT
 from tiles.plan import Rendered, TilePlan
 
-_TO_MERCATOR = Transformer.from_crs(4490, 3857, always_xy=True)
 LOG = logging.getLogger("onemap.tiles")
 
 
@@ -85,7 +84,7 @@ def drawable(rows: Rows, geographic: bool) -> Drawable:
     if rings and not geographic:
         sizes = np.cumsum([len(r) for r in rings])[:-1]
         flat = np.vstack(rings)
-        x, y = _TO_MERCATOR.transform(flat[:, 0], flat[:, 1])
+        x, y = web_mercator().transform(flat[:, 0], flat[:, 1])
         rings = np.split(np.column_stack([x, y]), sizes)
     hexes = np.stack(rings) if rings and all(len(r) == 7 for r in rings) else None
     summed = rows.total is not None

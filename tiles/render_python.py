@@ -14,21 +14,20 @@ import datetime as dt
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 from sqlalchemy import Connection, select
 
 from gis.catalog import AttrType, GeometryType
+from gis.crs import web_mercator
 from gis.storage.backends import Backend
 from tiles.matrix import BUFFER, EXTENT
 from tiles.mvt_encode import encode_layer
 from tiles.plan import LayerPlan, Rendered, TilePlan
 
-_TO_MERCATOR = Transformer.from_crs(4490, 3857, always_xy=True)
 _POLYGONAL = (GeometryType.Polygon, GeometryType.MultiPolygon)
 
 
 def _to_mercator(coords: np.ndarray) -> np.ndarray:
-    x, y = _TO_MERCATOR.transform(coords[:, 0], coords[:, 1])
+    x, y = web_mercator().transform(coords[:, 0], coords[:, 1])
     return np.column_stack([x, y])
 
 
