@@ -49,20 +49,22 @@ def _north_first(uri: str) -> bool:
     return first_axis.direction.lower() == "north"
 
 
-@lru_cache(maxsize=1)
 def web_mercator() -> pyproj.Transformer:
-    """Storage lon/lat to EPSG:3857 x/y, cheap to use from any thread. pyproj keeps one PROJ object per
-    thread and builds it on the thread's first transform; for a transformer made by from_crs that is
-    the whole search of proj.db again (0.16-0.21 s here, in every render thread of every worker: 8-9%
-    of the workers' CPU over a cold walk of the bench list). Made from the pipeline that search chose,
-    a thread's first transform takes ~0.5 ms, and the coordinates are the same to the bit."""
-    chosen = pyproj.Transformer.from_crs(STORAGE_EPSG, 3857, always_xy=True)
-    return pyproj.Transformer.from_pipeline(chosen.definition)
+    """Storage lon/lat to EPSG:3857 x/y (the tile renderers' projection)."""
+    return _transformer(STORAGE_CRS_URI, EPSG_URI.format(3857))
 
 
 @lru_cache(maxsize=32)
 def _transformer(source: str, target: str) -> pyproj.Transformer:
-    return pyproj.Transformer.from_crs(crs_for(source), crs_for(target), always_xy=True)
+    """pyproj keeps one PROJ object per thread and builds it on the thread's first transform; for a
+    transformer made by from_crs that is the whole search of proj.db again: 0.16-0.21 s here, paid
+    by every render thread of every tile worker (8-9% of the workers' CPU over a cold walk of the
+    bench list) and by every new request thread on its first reprojected answer. Made from the
+    pipeline that search chose, a thread's first transform takes ~0.5 ms, and for every pair of
+    SUPPORTED_CRS the coordinates are the same to the bit (tests/test_crs_transformers.py): none has
+    a choice of operations by area, only ballpark datum shifts and projections."""
+    chosen = pyproj.Transformer.from_crs(crs_for(source), crs_for(target), always_xy=True)
+    return pyproj.Transformer.from_pipeline(chosen.definition)
 
 
 def from_storage(target_uri: str) -> Callable[[np.ndarray], np.ndarray] | None:
