@@ -1,7 +1,8 @@
 """PostGIS tiles made of features are rendered on the event loop (tiles.render_async), and that path
 keeps every promise of the thread path: the same bytes, budget thinning included; one statement for
 many clients waiting on one tile; the statement stopped in PostgreSQL when its only client leaves;
-a connection the server killed replaced without a failed tile.
+a connection the server killed replaced without a failed tile; a statement past the statement
+timeout answered 503 with Retry-After, its connection serving the next tile.
 
 What the server does is watched from PostgreSQL itself (pg_stat_activity over a connection of the
 test's own), with the layer's table locked so that a tile statement waits where it can be seen.
@@ -191,3 +192,31 @@ def test_tiles_of_many_threads_at_once_are_the_tiles_of_one_at_a_time(server, pg
             assert results[path] == engine.render(engine.plan("buildings", GRIDS[WEB], 15, x, y)).data, path
     finally:
         engine.close()
+
+
+def test_a_tile_statement_past_the_statement_timeout_is_a_clean_503_and_the_next_tile_renders(pg, postgres_url, tmp_path):
+    from gis.settings import Settings
+    from gis.storage.store import Store
+
+    hasty = Settings(pg.settings.database.model_copy(update={"statement_timeout_ms": 300}), pg.settings.server)
+    store = Store.open(hasty, pg.catalog)  # the same city, tile statements bounded to 300 ms
+    (x, y), (x2, y2) = buildings_tiles(pg, 2)[:2]
+    try:
+        with serve(store, free_port(), tmp_path / "cache") as (url, service):
+            assert service.engine.on_loop(service.engine.plan("buildings", GRIDS[WEB], 16, x, y))
+            lock = Locked(pg, postgres_url)
+            try:
+                started = time.monotonic()
+                slow = httpx.get(f"{url}/collections/buildings/tiles/{WEB}/16/{y}/{x}", timeout=60)
+                waited = time.monotonic() - started
+            finally:
+                lock.release()
+            assert slow.status_code == 503, slow.text
+            assert slow.headers["retry-after"] and slow.json()["status"] == 503
+            assert waited < 10, "the statement timeout, not the client, ended the wait"
+            after = httpx.get(f"{url}/collections/buildings/tiles/{WEB}/16/{y2}/{x2}", timeout=60)
+            assert after.status_code == 200 and after.content
+            again = httpx.get(f"{url}/collections/buildings/tiles/{WEB}/16/{y}/{x}", timeout=60)
+            assert again.status_code == 200 and again.content, "the timed-out tile was not cached as an answer"
+    finally:
+        store.close()
