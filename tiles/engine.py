@@ -53,7 +53,8 @@ def tile_settings(store: Store) -> dict[str, str]:
 
 
 def tile_options(store: Store) -> str:
-    return " ".join(f"-c {name}={value}" for name, value in tile_settings(store).items() if name != "application_name")
+    """The same settings as libpq's `options` (the thread path's connections)."""
+    return " ".join(f"-c {name}={value}" for name, value in tile_settings(store).items())
 
 
 def tile_engine(store: Store) -> Engine:
@@ -71,7 +72,7 @@ def tile_engine(store: Store) -> Engine:
         pool_pre_ping=False,
         pool_timeout=10,
         isolation_level="AUTOCOMMIT",
-        connect_args={"options": options, "connect_timeout": 5, "application_name": "onemap"},
+        connect_args={"options": options, "connect_timeout": 5},
     )
     store.key.attach(engine, postgis=True)  # tiles decrypt the sealed columns they may show
     return engine

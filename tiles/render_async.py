@@ -81,16 +81,11 @@ class AsyncTileConnections:
         conn = self._idle.pop() if self._idle else await self._connect()
         try:
             row = await conn.fetchrow(text, *args)
-        except asyncio.CancelledError:
-            # asyncpg has sent the cancel request; the connection's next statement waits for its answer
-            self._idle.append(conn)
-            raise
-        except BaseException:
-            if conn.is_closed():
-                raise
-            self._idle.append(conn)  # a statement's own error (a timeout): the connection is fine
-            raise
-        self._idle.append(conn)
+        finally:
+            # kept unless it is closed: after a statement's own error (a timeout) the connection is
+            # fine, and after a cancellation asyncpg makes its next statement wait for the cancel's answer
+            if not conn.is_closed():
+                self._idle.append(conn)
         assert row is not None  # an aggregate statement: always one row
         return tuple(row)
 
@@ -129,10 +124,8 @@ def _dead(err: BaseException) -> bool:
         (
             OSError,
             asyncpg.InterfaceError,  # "connection is closed"
-            asyncpg.ConnectionDoesNotExistError,
-            asyncpg.PostgresConnectionError,  # class 08
-            asyncpg.CannotConnectNowError,  # starting up or shutting down
-            asyncpg.exceptions.OperatorInterventionError,  # class 57: admin shutdown, crash shutdown
+            asyncpg.PostgresConnectionError,  # class 08, and a connection lost mid-statement
+            asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
         ),
     )
 
