@@ -114,6 +114,36 @@ def test_crs_option_for_a_file_that_does_not_say(store, files, tmp_path):
         assert x == pytest.approx(ex, abs=1e-7) and y == pytest.approx(ey, abs=1e-7)
 
 
+def test_typed_fields_keep_their_types_and_their_nulls(store, tmp_path):
+    # a GeoPackage's date, integer and real fields (GDAL types them from the GeoJSON it converts),
+    # each with a null: stored as the same dates and numbers, the nulls as NULL (not 0, NaN or '')
+    square = [[[120.15, 30.25], [120.1501, 30.25], [120.1501, 30.2501], [120.15, 30.2501], [120.15, 30.25]]]
+    homes = [("h1", "1 Lake Road", 6, 18.5, 2016, "2016-12-09"), ("h2", "2 Lake Road", 3, 9.0, None, None)]
+    features = [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[x + 0.001 * i, y] for x, y in square[0]]]},
+         "properties": {"CODE": c, "ADDR": a, "FLOORS": f, "HEIGHT": h, "AREA": None if i else 512.25, "YEAR": year, "DONE": done}}
+        for i, (c, a, f, h, year, done) in enumerate(homes)
+    ]
+    geojson = tmp_path / "homes.geojson"
+    geojson.write_text(json.dumps({"type": "FeatureCollection", "features": features}), encoding="utf-8")
+    gpkg = tmp_path / "homes.gpkg"
+    subprocess.run(["ogr2ogr", "-f", "GPKG", gpkg, geojson], check=True)
+    info = subprocess.run(["ogrinfo", "-so", "-al", gpkg], check=True, capture_output=True, text=True).stdout
+    assert "DONE: Date" in info and "YEAR: Integer" in info and "AREA: Real" in info  # what the file holds
+    result = onemap_load(
+        store, gpkg, "--layer", "buildings", "--source-id", "CODE", "--set", "address=ADDR", "--set", "use_class='residential'",
+        "--set", "floors=FLOORS", "--set", "height_m=HEIGHT", "--set", "floor_area_m2=AREA", "--set", "year_built=YEAR",
+        "--set", "year_built_date=DONE",
+    )
+    assert result.returncode == 0, result.stderr
+    stored = rows(store, "buildings", "source_id, floors, height_m, floor_area_m2, year_built, year_built_date")
+    # PostGIS answers a date, the GeoPackage its ISO text (read here without the store's types)
+    assert [(*r[:5], None if r[5] is None else str(r[5])) for r in stored] == [
+        ("h1", 6, 18.5, 512.25, 2016, "2016-12-09"),
+        ("h2", 3, 9.0, None, None, None),
+    ]
+
+
 def test_mistakes_are_explained_without_tracebacks(store, files):
     cases = [
         (["--layer", "nope"], "no layer 'nope'"),

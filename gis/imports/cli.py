@@ -148,15 +148,15 @@ def load(file, layer_id, mapping_file, assignments, source_id, crs, rejects, ext
 
 
 def _import_gdal_reader() -> None:
-    """pyogrio imports pandas (and looks for geopandas, pyarrow) when it is imported, for its
-    data frame functions, which an import never calls: 0.15 s of every `onemap load`. This
+    """pyogrio imports pandas (and looks for geopandas) when it is imported, for its data frame
+    functions, which an import never calls: 0.15 s of every `onemap load`. This
     process does one load, so it imports pyogrio with them hidden; a test or a server that runs
     the command inside its own process (where something may want them) imports it as usual."""
     started_as = Path(sys.argv[0])
     own_process = started_as.name == "onemap" or started_as.resolve() == Path(__file__).parent.parent / "cli.py"
     if "pyogrio" in sys.modules or not own_process:
         return
-    hidden = [name for name in ("pandas", "geopandas", "pyarrow") if name not in sys.modules]
+    hidden = [name for name in ("pandas", "geopandas") if name not in sys.modules]
     sys.modules.update(dict.fromkeys(hidden, None))  # None: `import pandas` raises ImportError
     try:
         import pyogrio  # noqa: F401

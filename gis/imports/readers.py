@@ -83,30 +83,28 @@ def read(path: Path, source_layer: str | None = None, x: str | None = None, y: s
     elif source_layer not in names:
         raise SourceError(f"{path} has no layer {source_layer!r}; it has {', '.join(names)}")
     try:
-        meta, fids, wkbs, columns = pyogrio.raw.read(
+        # GDAL's columnar (Arrow) read: the values stay in GDAL's buffers until a column is asked
+        # for as a whole; the row reader made a Python object per cell inside GDAL's loop
+        # (200,000 points with 8 text fields: 1.5-2.0 s against 0.12 s, 0.3 s more for the lists)
+        meta, table = pyogrio.raw.read_arrow(
             target, layer=source_layer, return_fids=True, datetime_as_string=True, **options
         )
     except Exception as err:
         raise SourceError(f"{path}: GDAL could not read layer {source_layer!r}: {_first_line(err)}") from None
-    if wkbs is None:
+    names = [str(n) for n in meta["fields"]]
+    # the columns are [FID, *fields, geometry]: taken by position, as a field may share the FID's name
+    if table.num_columns < len(names) + 2:
         raise SourceError(
             f"{path}: no geometry found; a CSV needs coordinate columns (named like {CSV_X.split(',')[1]}/"
             f"{CSV_Y.split(',')[1]}, or give --x-field/--y-field) or a WKT column named {CSV_WKT.split(',')[0]}"
         )
+    wkbs = table.column(table.num_columns - 1).to_numpy(zero_copy_only=False)
     geoms = shapely.from_wkb(wkbs, on_invalid="ignore")
-    names = [str(n) for n in meta["fields"]]
-    fields = {name: _plain(column) for name, column in zip(names, columns)}
+    fields = {name: table.column(i + 1).to_pylist() for i, name in enumerate(names)}
+    fids = table.column(0).to_pylist()
     crs = pyproj.CRS.from_user_input(meta["crs"]) if meta.get("crs") else None
     label = path.name if len(layers) == 1 else f"{path.name}:{source_layer}"
-    return Source(label, fields, geoms, crs, [str(int(f)) for f in fids], names)
-
-
-def _plain(column: np.ndarray) -> list:
-    """Python values with None for nulls (GDAL gives NaN for null numbers in some drivers)."""
-    values = column.tolist()
-    if column.dtype.kind == "f":
-        return [None if v != v else v for v in values]
-    return values
+    return Source(label, fields, geoms, crs, list(map(str, fids)), names)
 
 
 def _first_line(err: Exception) -> str:

@@ -222,11 +222,15 @@ def _already(values: list, kind: AttrType) -> bool:
 
 
 def _iso_column(values: list, kind: AttrType, required: bool) -> list | None:
-    """A column of ISO 8601 texts (how GDAL hands dates and times out) parsed by one map(), nulls
-    kept: what _date/_datetime make of such texts, without the per-value loop. None when any value
-    is something else, left to the per-value path and its messages."""
+    """A column of ISO 8601 texts (how GDAL hands date-times out) parsed by one map(), or of dates
+    (a date field), nulls kept: what _date/_datetime make of such values, without the per-value
+    loop. None when any value is something else, left to the per-value path and its messages."""
     present = [v for v in values if v is not None]
-    if (required and len(present) < len(values)) or set(map(type, present)) != {str}:
+    if required and len(present) < len(values):
+        return None
+    if kind is AttrType.date and set(map(type, present)) == {dt.date}:
+        return values  # a date field, read as dates
+    if set(map(type, present)) != {str}:
         return None
     if kind is AttrType.date and set(map(len, present)) != {10}:
         return None
