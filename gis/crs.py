@@ -8,6 +8,7 @@ and EPSG:3857 are x first. One rule decides that (`_north_first`), for every out
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -54,8 +55,24 @@ def web_mercator() -> pyproj.Transformer:
     return _transformer(STORAGE_CRS_URI, EPSG_URI.format(3857))
 
 
-@lru_cache(maxsize=32)
+_TRANSFORMERS: dict[tuple[str, str], pyproj.Transformer] = {}
+# lru_cache does not hold other callers back while one builds: 8 threads asking at once for the
+# first time made 8 from_crs searches (1.7 s of CPU against 0.22), as a tile worker's render
+# threads did at its first hexagon tiles, one per resolution being drawn
+_BUILDING = threading.Lock()
+
+
 def _transformer(source: str, target: str) -> pyproj.Transformer:
+    found = _TRANSFORMERS.get((source, target))
+    if found is None:
+        with _BUILDING:
+            found = _TRANSFORMERS.get((source, target))
+            if found is None:
+                found = _TRANSFORMERS[(source, target)] = _from_chosen_pipeline(source, target)
+    return found
+
+
+def _from_chosen_pipeline(source: str, target: str) -> pyproj.Transformer:
     """pyproj keeps one PROJ object per thread and builds it on the thread's first transform; for a
     transformer made by from_crs that is the whole search of proj.db again: 0.16-0.21 s here, paid
     by every render thread of every tile worker (8-9% of the workers' CPU over a cold walk of the

@@ -45,3 +45,25 @@ def test_web_mercator_is_storage_to_epsg_3857_from_a_new_thread_too():
     thread.start()
     thread.join()
     assert np.array_equal(seen[0][0], expected[0]) and np.array_equal(seen[0][1], expected[1])
+
+
+def test_threads_asking_at_once_share_one_build(monkeypatch):
+    # a tile worker's render threads reach their first hexagon tiles together: one proj.db search
+    # (~0.2 s of CPU) for them all, the others waiting for it, not one search each
+    searches = []
+    own = pyproj.Transformer.from_crs
+    monkeypatch.setattr(pyproj.Transformer, "from_crs", lambda *a, **k: searches.append(a) or own(*a, **k))
+    monkeypatch.setattr(crs, "_TRANSFORMERS", {})
+    start = threading.Barrier(8)
+    got = []
+
+    def first_use():
+        start.wait()
+        got.append(crs.web_mercator())
+
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(searches) == 1 and len(got) == 8 and all(t is got[0] for t in got)
