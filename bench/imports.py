@@ -15,6 +15,9 @@ start-up included. The table gives the median of the runs, rows/s and the ratio,
 average the runs saw (the machine is shared); bench/results/imports.json keeps every run.
 The database is created (with PostGIS) when missing; it is never the city's.
 
+After the runs it times the server's own statements for one such load into OneMap's layer
+table (COPY, the index builds, ANALYZE), the floor of any loader into that table design.
+
 With --into-layer N (20,000 by default, 0 to skip) it also times what the peer does when asked
 for the same result, ogr2ogr appending the file's first N rows into OneMap's own layer table
 (fid as id, sid as source_id, the other fields by name): the table's generated WebMercator
@@ -36,6 +39,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
+import psycopg
 import pyogrio
 import pyproj
 import shapely
@@ -152,6 +156,48 @@ def timed(command: list[str], env: dict | None = None) -> float:
     return elapsed
 
 
+def server_floor(args, env: dict, layer: str) -> dict:
+    """What the server alone spends on a load into OneMap's layer table, timed statement by statement:
+    the rows `onemap load` wrote, copied out, then COPY'd into a freshly migrated, empty layer table
+    whose secondary indexes are dropped (as a first load's are), each index built again and ANALYZE,
+    as `onemap load` does them (gis.imports.write), then rolled back. No client work is in it, so no
+    loader can write into this table design faster than this."""
+    schema, table = "bench_onemap", f'"bench_onemap"."{layer}"'
+    with psycopg.connect(args.database, autocommit=True) as conn:
+        columns = [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+            "AND is_generated = 'NEVER' ORDER BY ordinal_position", (schema, layer))]
+        listed = ", ".join(f'"{c}"' for c in columns)
+        rows = bytearray()
+        with conn.cursor().copy(f"COPY (SELECT {listed} FROM {table}) TO STDOUT") as copy:
+            for block in copy:
+                rows += block
+    psql(args.database, f"DROP SCHEMA {schema} CASCADE")
+    timed([sys.executable, "-m", "gis.cli", "migrate"], env)
+    with psycopg.connect(args.database) as conn:
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname NOT IN "
+            "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)", (schema, layer, table)).fetchall()
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{schema}"."{name}"')
+        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        started = time.perf_counter()
+        with conn.cursor().copy(f"COPY {table} ({listed}) FROM STDIN") as copy:
+            copy.write(bytes(rows))
+        copied = time.perf_counter() - started
+        built = {}
+        for name, definition in indexes:
+            started = time.perf_counter()
+            conn.execute(definition)
+            built[name] = round(time.perf_counter() - started, 3)
+        started = time.perf_counter()
+        conn.execute(f"ANALYZE {table}")
+        analysed = time.perf_counter() - started
+        conn.rollback()
+    total = copied + sum(built.values()) + analysed
+    return {"copy": round(copied, 3), "indexes": built, "analyze": round(analysed, 3), "total": round(total, 3)}
+
+
 def into_layer(args, env: dict, path: Path, layer: str, n: int) -> dict:
     """ogr2ogr appending the file's first n rows into a freshly migrated OneMap layer table."""
     psql(args.database, "DROP SCHEMA IF EXISTS bench_onemap CASCADE")
@@ -193,11 +239,13 @@ def main() -> None:
                 theirs.append(timed(["ogr2ogr", "-f", "PostgreSQL", pg_source(args.database), str(path),
                                      "-nln", f"bench_ogr.{name}", "-t_srs", "EPSG:4490", "-lco", "GEOMETRY_NAME=geom"]))
             mine, peer = statistics.median(ours), statistics.median(theirs)
+            floor = server_floor(args, env, layer)  # the last OneMap run's rows, still in bench_onemap
             appended = into_layer(args, env, path, layer, min(args.into_layer, rows)) if args.into_layer else None
             results["files"][name] = {
                 "layer": layer, "rows": rows, "onemap_seconds": ours, "ogr2ogr_seconds": theirs,
                 "onemap_rows_per_s": round(rows / mine), "ogr2ogr_rows_per_s": round(rows / peer),
                 "ratio": round(peer / mine, 2),
+                "server_floor": floor,
                 "ogr2ogr_into_layer": appended,
             }
         psql(args.database, "DROP SCHEMA IF EXISTS bench_onemap CASCADE; DROP SCHEMA IF EXISTS bench_ogr CASCADE")
@@ -205,6 +253,11 @@ def main() -> None:
     print(f"{'file':18} {'rows':>8} {'onemap load':>14} {'ogr2ogr':>14} {'ratio':>6}   (median of {args.repeat}, rows/s)")
     for name, r in results["files"].items():
         print(f"{name:18} {r['rows']:>8,} {r['onemap_rows_per_s']:>14,} {r['ogr2ogr_rows_per_s']:>14,} {r['ratio']:>5.2f}x")
+    for name, r in results["files"].items():
+        f = r["server_floor"]
+        print(f"{name}: the server's own work for OneMap's layer table, statement by statement: COPY {f['copy']:.2f} s, "
+              f"{len(f['indexes'])} index builds {sum(f['indexes'].values()):.2f} s, ANALYZE {f['analyze']:.2f} s: "
+              f"{f['total']:.2f} s, against ogr2ogr's whole load {statistics.median(r['ogr2ogr_seconds']):.2f} s (median)")
     for name, r in results["files"].items():
         if r["ogr2ogr_into_layer"]:
             a = r["ogr2ogr_into_layer"]
