@@ -3,6 +3,8 @@ reader they look the same to: a tile of hexagons then costs no SQL at all."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import event
 
@@ -21,10 +23,16 @@ def service(store):
 
 
 def statements_while(engines, fn):
+    """The statements `fn` caused: the calling thread's and the hexagon-cell builders' (a render may
+    wait on one). The store is shared by the session, and another test's server still polling it
+    for data versions from its own threads (seen once in a full run) is not this render's doing."""
     seen = []
+    caller = threading.current_thread()
 
     def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
+        thread = threading.current_thread()
+        if thread is caller or thread.name.startswith("heat-cells"):
+            seen.append(statement)
 
     for engine in engines:
         event.listen(engine, "before_cursor_execute", record)
