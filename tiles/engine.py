@@ -26,6 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from gis.catalog import Layer
 from gis.security.principal import current
 from gis.security.tiles import visible_tileset
+from gis.storage.engine import libpq_options, session_settings
 from gis.storage.store import Store
 from tiles import render_postgis, render_python
 from tiles.generalise import TILE_BUDGET_BYTES, detail
@@ -41,20 +42,9 @@ DATASET = "onemap"
 
 
 def tile_settings(store: Store) -> dict[str, str]:
-    """The session settings of every tile connection (both paths)."""
-    db = store.settings.database
-    return {
-        "statement_timeout": str(db.statement_timeout_ms),
-        "search_path": f"{store.schema},public",
-        "max_parallel_workers_per_gather": "0",
-        "jit": "off",
-        "application_name": "onemap",
-    }
-
-
-def tile_options(store: Store) -> str:
-    """The same settings as libpq's `options` (the thread path's connections)."""
-    return " ".join(f"-c {name}={value}" for name, value in tile_settings(store).items())
+    """The session settings of every tile connection (both paths): the store's, and no parallel
+    workers or JIT for statements this short."""
+    return {**session_settings(store.settings.database), "max_parallel_workers_per_gather": "0", "jit": "off"}
 
 
 def tile_engine(store: Store) -> Engine:
@@ -62,7 +52,6 @@ def tile_engine(store: Store) -> Engine:
     if not store.postgis:
         return store.engine
     db = store.settings.database
-    options = tile_options(store)
     engine = create_engine(
         store.engine.url,
         # what still renders in threads: hexagon tiles counted in SQL (filtered) and waits on another
@@ -72,7 +61,7 @@ def tile_engine(store: Store) -> Engine:
         pool_pre_ping=False,
         pool_timeout=10,
         isolation_level="AUTOCOMMIT",
-        connect_args={"options": options, "connect_timeout": 5},
+        connect_args={"options": libpq_options(tile_settings(store)), "connect_timeout": 5},
     )
     store.key.attach(engine, postgis=True)  # tiles decrypt the sealed columns they may show
     return engine

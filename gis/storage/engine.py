@@ -108,6 +108,20 @@ def unbounded(conn, postgis: bool, timeout_ms: int):
         bound_statements(raw, timeout_ms)
 
 
+def session_settings(db: DatabaseSettings) -> dict[str, str]:
+    """The settings every PostgreSQL connection of OneMap starts with (tiles add their own)."""
+    return {
+        "statement_timeout": str(db.statement_timeout_ms),
+        "search_path": f"{db.schema_name},public",
+        "application_name": "onemap",
+    }
+
+
+def libpq_options(settings: dict[str, str]) -> str:
+    """Session settings as libpq's `options` connection parameter."""
+    return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+
 def open_engine(db: DatabaseSettings) -> Engine:
     if db.is_postgis:
         url = db.database_url
@@ -119,11 +133,7 @@ def open_engine(db: DatabaseSettings) -> Engine:
             max_overflow=db.pool_size,
             pool_pre_ping=True,
             pool_timeout=10,
-            connect_args={
-                "options": f"-c statement_timeout={db.statement_timeout_ms} -c search_path={db.schema_name},public",
-                "connect_timeout": 5,
-                "application_name": "onemap",
-            },
+            connect_args={"options": libpq_options(session_settings(db)), "connect_timeout": 5},
         )
         return engine
 
