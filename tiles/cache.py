@@ -444,27 +444,31 @@ class TileCache:
             if not self._covered:  # first sync of this process: what was the disk rendered from?
                 for layer, (version, stamp) in self.disk.rendered_versions().items():
                     if _other_store(versions.get(layer), stamps.get(layer), version, stamp):
-                        self.invalidate(layer, tilesets_of(layer), None, versions[layer], stamps.get(layer))
+                        self._start_over(layer, versions[layer], tilesets_of, stamps)
                     else:
                         self._covered[layer] = version
         now = time.monotonic()
         for layer, version in versions.items():
             known = self._covered.get(layer)
-            if known is None:
-                if self.disk is not None:
-                    self.invalidate(layer, tilesets_of(layer), None, version, stamps.get(layer))
-                self._covered[layer] = version
-            elif version < known:  # versions only grow in one store: this is another one
-                self.invalidate(layer, tilesets_of(layer), None, version, stamps.get(layer))
-                self._covered[layer] = version
+            if known is None and self.disk is None:
+                self._covered[layer] = version  # memory only: nothing was cached before this process
+            elif known is None or version < known:  # tiles of unknown origin; or versions went down: another store
+                self._start_over(layer, version, tilesets_of, stamps)
             elif version > known:
                 # unexplained so far: the writer may be about to invalidate its bbox; wait `grace`
                 first = self._unexplained.setdefault((layer, version), now)
                 if now - first >= self.grace:
-                    self.invalidate(layer, tilesets_of(layer), None, version, stamps.get(layer))
+                    self._start_over(layer, version, tilesets_of, stamps)
         self._unexplained = {
             (layer, v): t for (layer, v), t in self._unexplained.items() if v > self._covered.get(layer, 0)
         }
+
+    def _start_over(
+        self, layer: str, version: int, tilesets_of: Callable[[str], list[str]], stamps: dict[str, str]
+    ) -> None:
+        """Every tile of `layer` dropped; the cache matches `version` (and its stamp) from now on."""
+        self.invalidate(layer, tilesets_of(layer), None, version, stamps.get(layer))
+        self._covered[layer] = version
 
 
 def _other_store(version: int | None, stamp: str | None, recorded: int, recorded_stamp: str | None) -> bool:
