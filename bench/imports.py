@@ -43,6 +43,9 @@ import psycopg
 import pyogrio
 import pyproj
 import shapely
+from sqlalchemy import create_engine, text
+
+from gis.imports import write
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/onemap_imports_bench"
@@ -174,26 +177,25 @@ def server_floor(args, env: dict, layer: str) -> dict:
                 rows += block
     psql(args.database, f"DROP SCHEMA {schema} CASCADE")
     timed([sys.executable, "-m", "gis.cli", "migrate"], env)
-    with psycopg.connect(args.database) as conn:
-        indexes = conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s AND indexname NOT IN "
-            "(SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass)", (schema, layer, table)).fetchall()
+    engine = create_engine(args.database.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.connect() as conn:  # one transaction, rolled back when the block ends
+        indexes = write.secondary_indexes(conn, schema, layer)  # the ones onemap load drops and rebuilds
         for name, _ in indexes:
-            conn.execute(f'DROP INDEX "{schema}"."{name}"')
-        conn.execute("SET LOCAL maintenance_work_mem = '512MB'")
+            conn.execute(text(f'DROP INDEX "{schema}"."{name}"'))
+        conn.execute(text(write.INDEX_BUILD_MEMORY))
         started = time.perf_counter()
-        with conn.cursor().copy(f"COPY {table} ({listed}) FROM STDIN") as copy:
+        with conn.connection.driver_connection.cursor().copy(f"COPY {table} ({listed}) FROM STDIN") as copy:
             copy.write(bytes(rows))
         copied = time.perf_counter() - started
         built = {}
         for name, definition in indexes:
             started = time.perf_counter()
-            conn.execute(definition)
+            conn.execute(text(definition))
             built[name] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        conn.execute(f"ANALYZE {table}")
+        conn.execute(text(f"ANALYZE {table}"))
         analysed = time.perf_counter() - started
-        conn.rollback()
+    engine.dispose()
     total = copied + sum(built.values()) + analysed
     return {"copy": round(copied, 3), "indexes": built, "analyze": round(analysed, 3), "total": round(total, 3)}
 

@@ -100,18 +100,27 @@ def _bulk_indexes(store: Store, conn: Connection, layer_id: str, adding: int):
     if adding < present:
         yield
         return
-    indexes = conn.execute(text(
-        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = :s AND i.tablename = :t "
-        "AND i.indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = CAST(:q AS regclass))"
-    ), {"s": store.schema, "t": layer_id, "q": qualified}).all()
+    indexes = secondary_indexes(conn, store.schema, layer_id)
     for name, _ in indexes:
         conn.execute(text(f'DROP INDEX "{store.schema}"."{name}"'))
     yield
-    # sorted B-tree builds and GiST builds in memory rather than spilling (the default is 64 MB)
-    conn.execute(text("SET LOCAL maintenance_work_mem = '512MB'"))
+    conn.execute(text(INDEX_BUILD_MEMORY))
     for _, definition in indexes:
         conn.execute(text(definition))
     conn.execute(text(f"ANALYZE {qualified}"))
+
+
+# sorted B-tree builds and GiST builds in memory rather than spilling (the default is 64 MB)
+INDEX_BUILD_MEMORY = "SET LOCAL maintenance_work_mem = '512MB'"
+
+
+def secondary_indexes(conn: Connection, schema: str, layer_id: str) -> list[tuple[str, str]]:
+    """(name, CREATE INDEX statement) of each index of a PostGIS layer table that backs no
+    constraint: what a bulk load drops and builds again (bench/imports.py times the same)."""
+    return [tuple(row) for row in conn.execute(text(
+        "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.schemaname = :s AND i.tablename = :t "
+        "AND i.indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = CAST(:q AS regclass))"
+    ), {"s": schema, "t": layer_id, "q": f'"{schema}"."{layer_id}"'}).all()]
 
 
 def _assign_ids(store: Store, conn: Connection, table, source_ids: list[str]) -> tuple[list[int], dict[str, int]]:
