@@ -148,7 +148,8 @@ class Run:
                                           phases.index(r["phase"]) if r["phase"] in phases else 99, r["c"]))
 
     def walk(self, server: servers.Server, pathfile: Path, conc: int, mode: str, seconds: float) -> dict:
-        return load.walk(server.base, pathfile, conc, mode, seconds, self.logs / f"wrk-{server.name}.log")
+        group = server.proc.pid if server.proc is not None else None  # started in a session of its own
+        return load.walk(server.base, pathfile, conc, mode, seconds, self.logs / f"wrk-{server.name}.log", group)
 
 
 def main() -> int:
@@ -407,6 +408,47 @@ def table(run: Run) -> str:
     return "\n".join(lines)
 
 
+CPU_ROWS = (("raw ST_AsMVT", "db", 16), ("raw ST_AsMVT, plain", "db", 16), ("bare starlette", "30KB", 16),
+            ("OneMap", "cold", 16), ("OneMap", "warm", 16), ("tipg", "cold", 16))
+
+
+def cpu_table(run: Run) -> list[str]:
+    """Where each (median) walk's CPU went, per tile: on 2 shared CPUs this is what sets the ratios."""
+    lines = ["| walk | server (raw: the bench's client) | PostgreSQL | wrk | other | idle | ms per tile in all |",
+             "|---|---|---|---|---|---|---|"]
+    for server, phase, c in CPU_ROWS:
+        r = run.find(server, phase, c)
+        ms = (r or {}).get("cpu_ms_per_tile")
+        if not ms:
+            continue
+        front = ms["bench"] if phase == "db" else ms["server"]
+        whole = r["cpu"]["cpus"] * r["cpu"]["wall"] * 1000 / r["tiles"]
+        lines.append(f"| {server} {phase} c{c} | {front:.3f} | {ms['PostgreSQL']:.3f} | {ms['load tool']:.3f} | "
+                     f"{ms['other']:.3f} | {ms['idle']:.3f} | {whole:.3f} |")
+    return lines if len(lines) > 2 else []
+
+
+def raw_headroom(run: Run) -> str | None:
+    """What the raw-bound goal leaves OneMap's workers per tile, from this run's own CPU accounting."""
+    raw, om = run.find("raw ST_AsMVT", "db", 16), run.find("OneMap", "cold", 16)
+    warm, bare = run.find("OneMap", "warm", 16), run.find("bare starlette", "30KB", 16)
+    if not (raw and om and om.get("cpu_ms_per_tile")):
+        return None
+    ms, cpus = om["cpu_ms_per_tile"], om["cpu"]["cpus"]
+    target = GOAL_RAW_X * raw["tiles_s"]
+    budget = cpus * 1000 / target
+    left = budget - ms["PostgreSQL"] - ms["load tool"] - ms["other"]
+    text = (f"at {GOAL_RAW_X}x of the raw bound ({target:.0f} tiles/s) the {cpus} CPUs have {budget:.3f} ms per tile; "
+            f"OneMap's cold walk spent {ms['PostgreSQL']:.3f} of them in PostgreSQL, {ms['load tool']:.3f} in wrk and "
+            f"{ms['other']:.3f} elsewhere, which leaves {left:.3f} ms for OneMap's workers; they spent {ms['server']:.3f}")
+    if warm and warm.get("cpu_ms_per_tile"):
+        text += f" (a warm tile, from memory: {warm['cpu_ms_per_tile']['server']:.3f}"
+        if bare and bare.get("cpu_ms_per_tile"):
+            text += f"; bare starlette's fixed body: {bare['cpu_ms_per_tile']['server']:.3f}"
+        text += ")"
+    return text
+
+
 def report(run: Run) -> None:
     m, v, city = run.checks["machine"], run.checks["versions"], run.checks["city"]
     text = [
@@ -427,6 +469,10 @@ def report(run: Run) -> None:
     ]
     for what, value, ok in ratio_lines(run):
         text.append(f"  {'PASS' if ok else 'FAIL' if ok is not None else '    '}  {what}: {value}")
+    if lines := cpu_table(run):
+        text += ["", "where the CPU went, ms per tile (median walks; bench/cpu.py):", *lines]
+        if headroom := raw_headroom(run):
+            text.append(headroom)
     out = "\n".join(text)
     print(out)
     (run.out / "report.txt").write_text(out + "\n")

@@ -47,6 +47,9 @@ from sqlalchemy import create_engine, text
 
 from gis.imports import write
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import cpu  # noqa: E402  (bench/cpu.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgresql://postgres@127.0.0.1:5432/onemap_imports_bench"
 DEFAULT_CITY = "postgresql://postgres@127.0.0.1:5432/onemap_bench"
@@ -159,13 +162,32 @@ def timed(command: list[str], env: dict | None = None) -> float:
     return elapsed
 
 
+SCHEMA = "bench_onemap"  # OneMap's schema in the bench database (ONEMAP_SCHEMA_NAME of every command)
+
+
+def fresh_onemap_schema(args, env: dict) -> None:
+    """An empty, migrated OneMap store in the bench database, as a city's first load meets it."""
+    psql(args.database, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    timed([sys.executable, "-m", "gis.cli", "migrate"], env)
+
+
+def measured(command: list[str], env: dict | None = None) -> dict:
+    """`timed`, with where the CPU went meanwhile (bench/cpu.py): the command's own process and its
+    children ("load tool"), PostgreSQL's backends, and anything else on the machine."""
+    meter = cpu.Meter()
+    seconds = timed(command, env)
+    used = meter.stop()
+    return {"seconds": seconds, "client_cpu": used["load tool"], "postgres_cpu": used["PostgreSQL"],
+            "other_cpu": used["other"]}
+
+
 def server_floor(args, env: dict, layer: str) -> dict:
     """What the server alone spends on a load into OneMap's layer table, timed statement by statement:
     the rows `onemap load` wrote, copied out, then COPY'd into a freshly migrated, empty layer table
     whose secondary indexes are dropped (as a first load's are), each index built again and ANALYZE,
     as `onemap load` does them (gis.imports.write), then rolled back. No client work is in it, so no
     loader can write into this table design faster than this."""
-    schema, table = "bench_onemap", f'"bench_onemap"."{layer}"'
+    schema, table = SCHEMA, f'"{SCHEMA}"."{layer}"'
     with psycopg.connect(args.database, autocommit=True) as conn:
         columns = [r[0] for r in conn.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
@@ -175,8 +197,7 @@ def server_floor(args, env: dict, layer: str) -> dict:
         with conn.cursor().copy(f"COPY (SELECT {listed} FROM {table}) TO STDOUT") as copy:
             for block in copy:
                 rows += block
-    psql(args.database, f"DROP SCHEMA {schema} CASCADE")
-    timed([sys.executable, "-m", "gis.cli", "migrate"], env)
+    fresh_onemap_schema(args, env)
     engine = create_engine(args.database.replace("postgresql://", "postgresql+psycopg://", 1))
     with engine.connect() as conn:  # one transaction, rolled back when the block ends
         indexes = write.secondary_indexes(conn, schema, layer)  # the ones onemap load drops and rebuilds
@@ -202,15 +223,18 @@ def server_floor(args, env: dict, layer: str) -> dict:
 
 def into_layer(args, env: dict, path: Path, layer: str, n: int) -> dict:
     """ogr2ogr appending the file's first n rows into a freshly migrated OneMap layer table."""
-    psql(args.database, "DROP SCHEMA IF EXISTS bench_onemap CASCADE")
-    timed([sys.executable, "-m", "gis.cli", "migrate"], env)
+    fresh_onemap_schema(args, env)
     fields = [str(f) for f in pyogrio.read_info(str(path))["fields"] if f != "sid"]
     source = pyogrio.list_layers(str(path))[0][0]
     sql = f"SELECT fid AS id, sid AS source_id, {', '.join(fields)}, geom FROM {source}"
     seconds = timed(["ogr2ogr", "-append", "-f", "PostgreSQL", pg_source(args.database), str(path), "-preserve_fid",
-                     "-nln", f"bench_onemap.{layer}", "-limit", str(n), "-sql", sql])
-    psql(args.database, "DROP SCHEMA IF EXISTS bench_onemap CASCADE")
+                     "-nln", f"{SCHEMA}.{layer}", "-limit", str(n), "-sql", sql])
+    psql(args.database, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     return {"rows": n, "seconds": round(seconds, 2), "rows_per_s": round(n / seconds)}
+
+
+def _median_run(runs: list[dict]) -> dict:
+    return sorted(runs, key=lambda x: x["seconds"])[(len(runs) - 1) // 2]
 
 
 def main() -> None:
@@ -227,30 +251,31 @@ def main() -> None:
         sys.exit("--database must not be the city's database: the bench drops schemas in it")
     ensure_database(args.database)
     results = {"repeat": args.repeat, "loadavg_before": os.getloadavg(), "files": {}}
-    env = dict(os.environ, ONEMAP_DATABASE_URL=args.database, ONEMAP_SCHEMA_NAME="bench_onemap")
+    env = dict(os.environ, ONEMAP_DATABASE_URL=args.database, ONEMAP_SCHEMA_NAME=SCHEMA)
     with tempfile.TemporaryDirectory() as tmp:
         for name, layer, path in files(Path(tmp), args):
             rows = rows_in(path)
             ours, theirs = [], []
             for _ in range(args.repeat):
-                psql(args.database, "DROP SCHEMA IF EXISTS bench_onemap CASCADE; DROP SCHEMA IF EXISTS bench_ogr CASCADE; "
-                                    "CREATE SCHEMA bench_ogr")
-                timed([sys.executable, "-m", "gis.cli", "migrate"], env)
-                ours.append(timed([sys.executable, "-m", "gis.cli", "load", str(path), "--layer", layer,
-                                   "--source-id", "sid", "--quiet"], env))
-                theirs.append(timed(["ogr2ogr", "-f", "PostgreSQL", pg_source(args.database), str(path),
-                                     "-nln", f"bench_ogr.{name}", "-t_srs", "EPSG:4490", "-lco", "GEOMETRY_NAME=geom"]))
-            mine, peer = statistics.median(ours), statistics.median(theirs)
+                psql(args.database, "DROP SCHEMA IF EXISTS bench_ogr CASCADE; CREATE SCHEMA bench_ogr")
+                fresh_onemap_schema(args, env)
+                ours.append(measured([sys.executable, "-m", "gis.cli", "load", str(path), "--layer", layer,
+                                      "--source-id", "sid", "--quiet"], env))
+                theirs.append(measured(["ogr2ogr", "-f", "PostgreSQL", pg_source(args.database), str(path),
+                                        "-nln", f"bench_ogr.{name}", "-t_srs", "EPSG:4490", "-lco", "GEOMETRY_NAME=geom"]))
+            mine = statistics.median(r["seconds"] for r in ours)
+            peer = statistics.median(r["seconds"] for r in theirs)
             floor = server_floor(args, env, layer)  # the last OneMap run's rows, still in bench_onemap
             appended = into_layer(args, env, path, layer, min(args.into_layer, rows)) if args.into_layer else None
             results["files"][name] = {
-                "layer": layer, "rows": rows, "onemap_seconds": ours, "ogr2ogr_seconds": theirs,
+                "layer": layer, "rows": rows, "onemap_seconds": [r["seconds"] for r in ours],
+                "ogr2ogr_seconds": [r["seconds"] for r in theirs], "onemap_runs": ours, "ogr2ogr_runs": theirs,
                 "onemap_rows_per_s": round(rows / mine), "ogr2ogr_rows_per_s": round(rows / peer),
                 "ratio": round(peer / mine, 2),
                 "server_floor": floor,
                 "ogr2ogr_into_layer": appended,
             }
-        psql(args.database, "DROP SCHEMA IF EXISTS bench_onemap CASCADE; DROP SCHEMA IF EXISTS bench_ogr CASCADE")
+        psql(args.database, f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; DROP SCHEMA IF EXISTS bench_ogr CASCADE")
     results["loadavg_after"] = os.getloadavg()
     print(f"{'file':18} {'rows':>8} {'onemap load':>14} {'ogr2ogr':>14} {'ratio':>6}   (median of {args.repeat}, rows/s)")
     for name, r in results["files"].items():
@@ -260,6 +285,14 @@ def main() -> None:
         print(f"{name}: the server's own work for OneMap's layer table, statement by statement: COPY {f['copy']:.2f} s, "
               f"{len(f['indexes'])} index builds {sum(f['indexes'].values()):.2f} s, ANALYZE {f['analyze']:.2f} s: "
               f"{f['total']:.2f} s, against ogr2ogr's whole load {statistics.median(r['ogr2ogr_seconds']):.2f} s (median)")
+    for name, r in results["files"].items():
+        # CPU is work the machine must do whatever the schedule: on N CPUs a load needs at least its CPU / N
+        a, b = _median_run(r["onemap_runs"]), _median_run(r["ogr2ogr_runs"])
+        need = a["client_cpu"] + a["postgres_cpu"]
+        print(f"{name}: CPU of the median runs: onemap load {a['client_cpu']:.2f} s in its process + "
+              f"{a['postgres_cpu']:.2f} s in PostgreSQL = {need:.2f} s, at least {need / os.cpu_count():.2f} s on "
+              f"{os.cpu_count()} CPUs (took {a['seconds']:.2f}); ogr2ogr {b['client_cpu']:.2f} + "
+              f"{b['postgres_cpu']:.2f} = {b['client_cpu'] + b['postgres_cpu']:.2f} s (took {b['seconds']:.2f})")
     for name, r in results["files"].items():
         if r["ogr2ogr_into_layer"]:
             a = r["ogr2ogr_into_layer"]

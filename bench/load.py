@@ -10,12 +10,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import cpu
+
 BENCH = Path(__file__).resolve().parent
 WALK = BENCH / "walk.lua"
 
 
-def walk(base: str, pathfile: Path, concurrency: int, mode: str, seconds: float, log: Path) -> dict:
-    """mode 'once': each path once (stops early when done; `seconds` is a cap); 'loop': for `seconds`."""
+def walk(base: str, pathfile: Path, concurrency: int, mode: str, seconds: float, log: Path,
+         server_group: int | None = None) -> dict:
+    """mode 'once': each path once (stops early when done; `seconds` is a cap); 'loop': for `seconds`.
+    With the server's process group, the result's `cpu` says where the walk's CPU went (bench.cpu)."""
     threads = 1 if concurrency == 1 else 2  # 2 cores: one wrk thread per core at most
     with tempfile.TemporaryDirectory(prefix="walk-") as tmp:
         marks = Path(tmp)
@@ -28,6 +32,7 @@ def walk(base: str, pathfile: Path, concurrency: int, mode: str, seconds: float,
         with open(log, "ab") as out:
             out.write(f"\n$ {' '.join(cmd)}\n".encode())
             out.flush()
+            meter = cpu.Meter(server_group)
             proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
             if mode == "once":
                 # wrk's main thread sleeps the whole -d; once every thread has walked its share, stop it
@@ -37,6 +42,7 @@ def walk(base: str, pathfile: Path, concurrency: int, mode: str, seconds: float,
                         break
                     time.sleep(0.02)
             proc.wait(seconds + 120)
+            used = meter.stop()
         if not result.exists():
             raise RuntimeError(f"wrk wrote no result; see {log}")
         raw = json.loads(result.read_text())
@@ -63,4 +69,6 @@ def walk(base: str, pathfile: Path, concurrency: int, mode: str, seconds: float,
         "errors": raw["http_errors"] + sock["connect"] + sock["read"] + sock["write"] + sock["timeout"],
         "empty": raw["empty"],
         "wrk": raw,
+        "cpu": used,
+        "cpu_ms_per_tile": cpu.per_tile_ms(used, n),
     }

@@ -14,6 +14,8 @@ import time
 
 import psycopg
 
+import cpu
+
 from tilelist import Tile
 
 
@@ -118,12 +120,14 @@ def run(database_url: str, stmts: list, concurrency: int, seconds: float, schema
             sizes.extend(size)
 
     threads = [threading.Thread(target=worker, args=(c,)) for c in conns]
+    meter = cpu.Meter()  # after connecting, and stopped before the backends exit
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
+    used = meter.stop()
     for c in conns:
         c.close()
     n = len(latencies)
@@ -140,4 +144,6 @@ def run(database_url: str, stmts: list, concurrency: int, seconds: float, schema
         "first_error": first_error[0] if first_error else None,
         "empty": sum(1 for s in sizes if s == 0),
         "per_tile_s": per_tile,
+        "cpu": used,
+        "cpu_ms_per_tile": cpu.per_tile_ms(used, n),
     }
