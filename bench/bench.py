@@ -15,6 +15,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import pickle
 import platform
 import random
 import shutil
@@ -141,7 +142,8 @@ class Run:
             if key not in seen:
                 seen.add(key)
                 out.append(self.find(*key))
-        order = ["raw ST_AsMVT", "raw ST_AsMVT, plain", "bare starlette", "OneMap", "OneMap, plain uvicorn", "tipg", "pygeoapi MVT-pg",
+        order = ["raw ST_AsMVT", "raw ST_AsMVT, plain", "bare starlette", "asyncpg pass-through", "OneMap",
+                 "OneMap, plain uvicorn", "tipg", "pygeoapi MVT-pg",
                  "OneMap GeoPackage"]
         phases = ["db", "30KB", "cold", "warm", "z14"]
         return sorted(out, key=lambda r: (order.index(r["server"]) if r["server"] in order else 99,
@@ -165,7 +167,8 @@ def main() -> int:
     p.add_argument("--slow-seconds", type=float, default=30, help="cap of each pygeoapi walk")
     p.add_argument("--rounds", type=int, default=3,
                    help="cold c16 walks of raw, OneMap and tipg, interleaved; the table shows each one's median")
-    p.add_argument("--servers", default="raw,plain,bare,onemap,checks,tipg,pygeoapi,embedded", help="what to run (subset for trials)")
+    p.add_argument("--servers", default="raw,plain,bare,passthrough,onemap,checks,tipg,pygeoapi,embedded",
+                   help="what to run (subset for trials)")
     args = p.parse_args()
     run = Run(args)
     want = set(args.servers.split(","))
@@ -212,6 +215,19 @@ def main() -> int:
         slowest = tiles[max(heavy)[1]] if heavy else None
         run.row("raw ST_AsMVT", "db", 1, rawdb.run(url, stmts, 1, args.c1_seconds))
 
+    # the floor of a Python server: the same statements behind uvicorn, nothing else (passthrough_app.py)
+    if "passthrough" in want:
+        from tiles.render_async import numbered
+
+        def bound(statement):
+            text, names = numbered(statement[0])
+            return text, [statement[1][n] for n in names]
+
+        passthrough_statements = run.out / "statements.pickle"
+        passthrough_statements.write_bytes(pickle.dumps([None if st is None else bound(st) for st in stmts]))
+        paths["passthrough"] = run.out / "paths-passthrough.txt"
+        paths["passthrough"].write_text("".join(f"/{i}\n" for i in range(len(stmts))))
+
     # context for bound 1: the same tiles as a plain server's statement (rawdb.plain_statements)
     plain = rawdb.plain_statements(url, tiles) if "plain" in want else []
     if plain:
@@ -240,6 +256,10 @@ def main() -> int:
             if "tipg" in want:
                 with servers.tipg(url, workers, run.logs / "tipg.log") as srv:
                     run.row("tipg", "cold", 16, run.walk(srv, paths["tipg"], 16, "once", args.c16_seconds))
+            if "passthrough" in want:
+                with servers.passthrough(url, workers, passthrough_statements, run.logs / "passthrough.log") as srv:
+                    run.row("asyncpg pass-through", "cold", 16,
+                            run.walk(srv, paths["passthrough"], 16, "once", args.c16_seconds))
     finally:
         shutil.rmtree(cold_root, ignore_errors=True)
 
@@ -367,6 +387,14 @@ def ratio_lines(run: Run) -> list[tuple[str, str, bool | None]]:
     if om16 and plain16:  # context, not a goal (rawdb.plain_statements)
         out.append((f"context: cold c16 OneMap / raw plain ST_AsMVT (a plain server's statement) tiles/s = "
                     f"{om16['tiles_s']:.1f} / {plain16['tiles_s']:.1f}", f"{om16['tiles_s'] / plain16['tiles_s']:.2f}x", None))
+    pt16 = f("asyncpg pass-through", "cold", 16)
+    if pt16 and raw16:  # context: the most a server of this kind reaches here (passthrough_app.py)
+        out.append((f"context: cold c16 the floor of a Python server, OneMap's statements over asyncpg behind uvicorn "
+                    f"and nothing else / raw ST_AsMVT tiles/s = {pt16['tiles_s']:.1f} / {raw16['tiles_s']:.1f}",
+                    f"{pt16['tiles_s'] / raw16['tiles_s']:.2f}x", None))
+    if pt16 and om16:
+        out.append((f"context: cold c16 OneMap / that floor = {om16['tiles_s']:.1f} / {pt16['tiles_s']:.1f}",
+                    f"{om16['tiles_s'] / pt16['tiles_s']:.2f}x", None))
     for a, b, c in ((om16, tg16, 16), (om1, tg1, 1)):
         if a and b:
             out.append((f"cold c{c}: p95 OneMap vs tipg = {a['p95_ms']:.1f} vs {b['p95_ms']:.1f} ms",
@@ -409,7 +437,7 @@ def table(run: Run) -> str:
 
 
 CPU_ROWS = (("raw ST_AsMVT", "db", 16), ("raw ST_AsMVT, plain", "db", 16), ("bare starlette", "30KB", 16),
-            ("OneMap", "cold", 16), ("OneMap", "warm", 16), ("tipg", "cold", 16))
+            ("asyncpg pass-through", "cold", 16), ("OneMap", "cold", 16), ("OneMap", "warm", 16), ("tipg", "cold", 16))
 
 
 def cpu_table(run: Run) -> list[str]:

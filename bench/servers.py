@@ -109,6 +109,13 @@ def bare(workers: int, log: Path) -> Server:
     return Server("bare-starlette", python, ["bare_app:app", "--workers", str(workers)], {}, "/ready", log)
 
 
+def passthrough(database_url: str, workers: int, statements: Path, log: Path) -> Server:
+    """bench/passthrough_app.py: OneMap's statements over asyncpg behind uvicorn, and nothing else."""
+    env = {"BENCH_STATEMENTS": str(statements), "BENCH_DSN": _libpq(database_url)}
+    return Server("asyncpg-passthrough", ONEMAP_PYTHON, ["passthrough_app:app", "--workers", str(workers)], env,
+                  "/ready", log)
+
+
 def _libpq(database_url: str) -> str:
     # postgresql+psycopg://user@host:port/db -> postgresql://user@host:port/db
     scheme, rest = database_url.split("://", 1)

@@ -1,0 +1,62 @@
+"""The floor of a Python tile server on this machine: each tile's statement, sent, its answer returned.
+
+GET /{i} runs the i-th statement of the bench's tile list, exactly as OneMap builds it (the raw
+bound's statements, rawdb.statements), over asyncpg from the event loop, as OneMap's cold path does,
+and answers the MVT bytes; an index without a statement (a tile of hexagons in OneMap) answers 204.
+Nothing else: no routing, no tile plan, no cache, no single-flight, no roles, no metrics. A raw ASGI
+app on the same uvicorn, workers and HTTP stack as OneMap, so its cold walk is the most that any
+server written this way can reach beside PostgreSQL on these CPUs; the raw bound sends the same
+statements with no HTTP server at all.
+
+BENCH_STATEMENTS: a pickle of [(statement in $n form, [arguments]) or None] in list order;
+BENCH_DSN: the database.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import asyncpg
+
+_HEADERS = [(b"content-type", b"application/vnd.mapbox-vector-tile")]
+# the session settings of OneMap's tile connections (tiles.engine.tile_settings)
+_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0", "application_name": "onemap-bench-passthrough"}
+
+with open(os.environ["BENCH_STATEMENTS"], "rb") as f:
+    STATEMENTS: list[tuple[str, list] | None] = pickle.load(f)
+_idle: list[asyncpg.Connection] = []
+
+
+async def _fetch(text: str, args: list):
+    conn = _idle.pop() if _idle else await asyncpg.connect(os.environ["BENCH_DSN"], server_settings=_SETTINGS)
+    try:
+        return await conn.fetchrow(text, *args)
+    finally:
+        _idle.append(conn)
+
+
+async def _answer(send, status: int, body: bytes = b"") -> None:
+    headers = [*_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def app(scope, receive, send) -> None:
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    index = scope["path"].lstrip("/")
+    if not index.isdigit() or int(index) >= len(STATEMENTS):
+        await _answer(send, 200 if index == "ready" else 404)
+        return
+    statement = STATEMENTS[int(index)]
+    if statement is None:
+        await _answer(send, 204)
+        return
+    row = await _fetch(*statement)
+    # per layer, its MVT bytes and feature count (tiles.render_postgis.rendered)
+    body = b"".join(bytes(row[i]) for i in range(0, len(row), 2) if row[i + 1])
+    await _answer(send, 200 if body else 204, body)
