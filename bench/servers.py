@@ -109,10 +109,14 @@ def bare(workers: int, log: Path) -> Server:
     return Server("bare-starlette", python, ["bare_app:app", "--workers", str(workers)], {}, "/ready", log)
 
 
-def passthrough(database_url: str, workers: int, statements: Path, log: Path) -> Server:
-    """bench/passthrough_app.py: OneMap's statements over asyncpg behind uvicorn, and nothing else."""
-    env = {"BENCH_STATEMENTS": str(statements), "BENCH_DSN": _libpq(database_url)}
-    return Server("asyncpg-passthrough", ONEMAP_PYTHON, ["passthrough_app:app", "--workers", str(workers)], env,
+def passthrough(database_url: str, workers: int, statements: Path, log: Path, cache_dir: Path | None = None) -> Server:
+    """bench/passthrough_app.py: OneMap's statements over asyncpg behind uvicorn, and nothing else
+    (with cache_dir: and OneMap's tile cache)."""
+    env = {"BENCH_STATEMENTS": str(statements), "BENCH_DSN": _libpq(database_url),
+           "BENCH_CACHE_DIR": str(cache_dir) if cache_dir else ""}
+    # the repository on the path: the cached variant uses OneMap's tiles.cache
+    return Server("asyncpg-passthrough", ONEMAP_PYTHON,
+                  ["passthrough_app:app", "--workers", str(workers), "--app-dir", str(BENCH)], {**env, "PYTHONPATH": str(REPO)},
                   "/ready", log)
 
 
