@@ -31,9 +31,9 @@ with open(os.environ["BENCH_STATEMENTS"], "rb") as f:
 _idle: list[asyncpg.Connection] = []
 _cache = None
 if os.environ.get("BENCH_CACHE_DIR"):
-    import hashlib
     from pathlib import Path
 
+    from tiles.api import _etag  # the ETag as OneMap makes it
     from tiles.cache import Entry, TileCache
 
     _dir = Path(os.environ["BENCH_CACHE_DIR"]) / "passthrough"
@@ -77,8 +77,7 @@ async def app(scope, receive, send) -> None:
         if entry is None:
             with _cache.flight(key, block=False):
                 data = await _render(statement)
-                # the ETag as OneMap makes it (tiles.api._etag)
-                entry = Entry(data, '"' + hashlib.blake2b(data, digest_size=16).hexdigest() + '"')
+                entry = Entry(data, _etag(data))
                 _cache.put(key, entry, token)
         body = entry.data
     await _answer(send, 200 if body else 204, body)
