@@ -218,14 +218,22 @@ def main() -> int:
 
     # the floor of a Python server: the same statements behind uvicorn, nothing else (passthrough_app.py)
     if "passthrough" in want:
+        from gis.settings import Settings
+        from gis.storage.store import Store
+        from tiles.engine import tile_settings
         from tiles.render_async import numbered
 
         def bound(statement):
             text, names = numbered(statement[0])
             return text, [statement[1][n] for n in names]
 
+        store = Store.open(Settings.from_env(database_url=url))
+        # OneMap's tile connections' own session settings, under a name of the bench's
+        settings = {**tile_settings(store), "application_name": "onemap-bench-passthrough"}
+        store.close()
         passthrough_statements = run.out / "statements.pickle"
-        passthrough_statements.write_bytes(pickle.dumps([None if st is None else bound(st) for st in stmts]))
+        passthrough_statements.write_bytes(pickle.dumps(
+            {"settings": settings, "statements": [None if st is None else bound(st) for st in stmts]}))
         paths["passthrough"] = run.out / "paths-passthrough.txt"
         paths["passthrough"].write_text("".join(f"/{i}\n" for i in range(len(stmts))))
 

@@ -8,7 +8,8 @@ app on the same uvicorn, workers and HTTP stack as OneMap, so its cold walk is t
 server written this way can reach beside PostgreSQL on these CPUs; the raw bound sends the same
 statements with no HTTP server at all.
 
-BENCH_STATEMENTS: a pickle of [(statement in $n form, [arguments]) or None] in list order;
+BENCH_STATEMENTS: a pickle of {"statements": [(statement in $n form, [arguments]) or None] in list
+order, "settings": the session settings of OneMap's tile connections (tiles.engine.tile_settings)};
 BENCH_DSN: the database. With BENCH_CACHE_DIR, each miss also goes through OneMap's own tile cache
 (tiles.cache.TileCache: the disk lookup, the cross-process render lock, the tile and its ETag kept in
 memory and written behind to disk), as OneMap's cold path does: the floor of a server that caches as
@@ -23,11 +24,11 @@ import pickle
 import asyncpg
 
 _HEADERS = [(b"content-type", b"application/vnd.mapbox-vector-tile")]
-# the session settings of OneMap's tile connections (tiles.engine.tile_settings)
-_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0", "application_name": "onemap-bench-passthrough"}
 
 with open(os.environ["BENCH_STATEMENTS"], "rb") as f:
-    STATEMENTS: list[tuple[str, list] | None] = pickle.load(f)
+    _given = pickle.load(f)
+STATEMENTS: list[tuple[str, list] | None] = _given["statements"]
+_SETTINGS: dict[str, str] = _given["settings"]
 _idle: list[asyncpg.Connection] = []
 _cache = None
 if os.environ.get("BENCH_CACHE_DIR"):

@@ -113,10 +113,9 @@ def passthrough(database_url: str, workers: int, statements: Path, log: Path, ca
     """bench/passthrough_app.py: OneMap's statements over asyncpg behind uvicorn, and nothing else
     (with cache_dir: and OneMap's tile cache)."""
     env = {"BENCH_STATEMENTS": str(statements), "BENCH_DSN": _libpq(database_url),
-           "BENCH_CACHE_DIR": str(cache_dir) if cache_dir else ""}
-    # the repository on the path: the cached variant uses OneMap's tiles.cache
-    return Server("asyncpg-passthrough", ONEMAP_PYTHON,
-                  ["passthrough_app:app", "--workers", str(workers), "--app-dir", str(BENCH)], {**env, "PYTHONPATH": str(REPO)},
+           "BENCH_CACHE_DIR": str(cache_dir) if cache_dir else "",
+           "PYTHONPATH": str(REPO)}  # the cached variant uses OneMap's tiles.cache
+    return Server("asyncpg-passthrough", ONEMAP_PYTHON, ["passthrough_app:app", "--workers", str(workers)], env,
                   "/ready", log)
 
 
