@@ -11,6 +11,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from gis.storage.location import gpkg_path
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STORE = REPO_ROOT / "data" / "onemap.gpkg"
 DEFAULT_POSTGIS_KEY = REPO_ROOT / "data" / "onemap-postgis.key"
@@ -55,8 +57,6 @@ class DatabaseSettings(BaseSettings):
             return self.data_key_file
         if self.is_postgis:
             return DEFAULT_POSTGIS_KEY
-        from gis.storage.engine import gpkg_path
-
         store = gpkg_path(self.database_url)
         return store.with_name(store.name + ".key")
 

@@ -110,7 +110,7 @@ def test_tiles_asked_at_once_on_a_cold_resolution_draw_the_city_once(store, serv
     city's cells at that resolution instead of each drawing it again side by side."""
     import threading
 
-    from tiles import heatmap_render
+    from tiles.heatmap import render as heatmap_render
     from tiles.matrix import GRIDS
 
     heatmap = service.engine.tileset("h3_floor_area").heat[0]

@@ -38,11 +38,12 @@ from gis.security.principal import current as current_principal
 from gis.security.tiles import audit_tile, view_filter_key
 from gis.settings import REPO_ROOT, Settings
 from gis.storage.store import LayerMeta, Store
-from tiles import filters, heatmap_style, metadata, styles
+from tiles import filters, metadata, styles
+from tiles.heatmap import style as heatmap_style
 from tiles.cache import Entry, Key, TileCache
 from tiles.engine import DATASET, Cancelled, RenderJob, TileEngine, Tileset, UnknownTileset
 from tiles.generalise import TILE_BUDGET_BYTES
-from tiles.heatmap import load_heatmaps
+from tiles.heatmap.definition import load_heatmaps
 from tiles.matrix import GRIDS, TileOutOfRange
 from tiles.plan import Rendered
 

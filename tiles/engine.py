@@ -30,10 +30,10 @@ from gis.storage.engine import libpq_options, session_settings
 from gis.storage.store import Store
 from tiles import render_postgis, render_python
 from tiles.generalise import TILE_BUDGET_BYTES, detail
-from tiles.heatmap import Heatmap, Heatmaps
-from tiles.heatmap_cells import SQL_MARGIN_EDGES, grow
-from tiles.heatmap_render import HeatPlan, HeatTiles
-from tiles.heatmap_shared import SharedCells
+from tiles.heatmap.definition import Heatmap, Heatmaps
+from tiles.heatmap.cells import SQL_MARGIN_EDGES, grow
+from tiles.heatmap.render import HeatPlan, HeatTiles
+from tiles.heatmap.shared import SharedCells
 from tiles.matrix import Grid
 from tiles.plan import Budget, LayerPlan, Rendered, TilePlan
 from tiles.render_async import AsyncTileConnections

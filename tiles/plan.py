@@ -70,7 +70,7 @@ class TilePlan:
     x: int
     y: int
     layers: Sequence[LayerPlan]
-    heat: Sequence = ()  # tiles.heatmap_render.HeatPlan: hexagon layers, rendered apart from features
+    heat: Sequence = ()  # tiles.heatmap.render.HeatPlan: hexagon layers, rendered apart from features
 
     def bounds(self, buffer: float = 0.0) -> tuple[float, float, float, float]:
         return self.grid.bounds(self.z, self.x, self.y, buffer)

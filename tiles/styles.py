@@ -24,7 +24,7 @@ def _style_layer(layer: Layer, source: str, paint: tuple[dict, dict] | None = No
         "maxzoom": min(layer.zoom.max + 1, 24),
         "metadata": {"onemap:title": layer.title, "onemap:title_zh": layer.title_zh},
     }
-    if paint is not None:  # a heatmap's: colours from the data (tiles.heatmap_style)
+    if paint is not None:  # a heatmap's: colours from the data (tiles.heatmap.style)
         entry["paint"] = paint[0]
         entry["metadata"].update(paint[1])
     elif layer.style.paint:

@@ -11,27 +11,15 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlparse
 
 import sqlean
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
 from gis.settings import DatabaseSettings
+from gis.storage.location import StoreUnavailable, gpkg_path  # noqa: F401 - both are this module's API too
 
 SPATIALITE = "mod_spatialite"
-
-
-class StoreUnavailable(RuntimeError):
-    """The configured store cannot be opened; the message says what to do."""
-
-
-def gpkg_path(database_url: str) -> Path:
-    parsed = urlparse(database_url)
-    path = parsed.path if parsed.netloc in ("", "localhost") else f"/{parsed.netloc}{parsed.path}"
-    if not path or path == "/":
-        raise StoreUnavailable(f"{database_url!r} names no file: use gpkg:///absolute/path.gpkg")
-    return Path(path)
 
 
 def _bundled_proj_first() -> None:

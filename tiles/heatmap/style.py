@@ -11,8 +11,8 @@ from __future__ import annotations
 import h3
 import numpy as np
 
-from tiles.heatmap import Heatmap
-from tiles.heatmap_cells import CellCache
+from tiles.heatmap.definition import Heatmap
+from tiles.heatmap.cells import CellCache
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 0.9, 0.97, 1.0)
 COLOURS = ("#0d0887", "#6a00a8", "#b12a90", "#e16462", "#fca636", "#f7d13d", "#f0f921")  # plasma

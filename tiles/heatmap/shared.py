@@ -1,6 +1,6 @@
 """City-wide heatmap cells shared by the worker processes of one host, through the tile cache's directory.
 
-Each worker keeps the city's cells per resolution and data version in memory (tiles.heatmap_cells).
+Each worker keeps the city's cells per resolution and data version in memory (tiles.heatmap.cells).
 Built apart, N workers ran N copies of the same city-wide GROUP BY when they started and after every
 write (one per resolution: 40-220 ms of database time each on the scale-1 city). Here the first
 process to need a key builds it while holding a lock on the key's lock file; the others wait for
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tiles.heatmap_cells import CityCells, Rows
+from tiles.heatmap.cells import CityCells, Rows
 
 
 class SharedCells:

@@ -19,10 +19,10 @@ from sqlalchemy import ColumnElement
 
 from gis.crs import web_mercator
 from gis.storage.store import Store
-from tiles import heatmap_mvt as mvt
-from tiles.heatmap import Heatmap
-from tiles.heatmap_cells import BuiltOnce, CellCache, Rows, lifts_suppression, tile_rows
-from tiles.heatmap_mvt import ring_commands
+from tiles.heatmap import mvt
+from tiles.heatmap.definition import Heatmap
+from tiles.heatmap.cells import BuiltOnce, CellCache, Rows, lifts_suppression, tile_rows
+from tiles.heatmap.mvt import ring_commands
 from tiles.matrix import BUFFER, EXTENT
 from tiles.plan import Rendered, TilePlan
 

@@ -29,7 +29,7 @@ from gis import hexagons
 from gis.features import cql
 from gis.stats.aggregate import suppress
 from gis.storage.store import Store
-from tiles.heatmap import Heatmap
+from tiles.heatmap.definition import Heatmap
 
 KM_PER_DEG_LAT = 110.574
 KM_PER_DEG_LON = 111.320
@@ -171,7 +171,7 @@ class CellCache:
     def __init__(self, store: Store, k: int, shared=None):
         self.store = store
         self.k = k
-        self.shared = shared  # tiles.heatmap_shared.SharedCells: one build per host, not per process
+        self.shared = shared  # tiles.heatmap.shared.SharedCells: one build per host, not per process
         self._cells = BuiltOnce()
         self.derived: dict[tuple, object] = {}  # what is computed from the cells (style ramps), per version
 
