@@ -7,9 +7,10 @@ read at import time: `create_app(settings)` and the CLI build their settings exp
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from gis.storage.location import gpkg_path
 
@@ -98,6 +99,21 @@ class ServerSettings(BaseSettings):
         description="PUT/PATCH/DELETE need If-Match (428 without); false lets clients that send none "
         "(QGIS) edit, last writer wins for them, while a stale If-Match is still refused",
     )
+    # -- browser pages on other origins (gis.app.cors) --
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default=["*"],
+        description="origins whose pages may call the service: * (any; keys never travel in cookies) or "
+        "a comma-separated list such as https://portal.city.example,https://gis.city.example",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _origin_list(cls, value):
+        if isinstance(value, str):
+            value = value.split(",")
+        origins = [str(o).strip().rstrip("/") for o in value if str(o).strip()]
+        return origins or ["*"]
+
     # -- access (gis.security) --
     roles_file: Path | None = Field(default=None, description="the roles; default layers_dir/roles/roles.yml")
     oidc_issuer: str | None = Field(default=None, description="issuer (iss) of accepted JWTs")

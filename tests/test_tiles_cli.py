@@ -77,7 +77,8 @@ def test_seed_fills_the_disk_cache_with_the_tiles_the_server_would_render(store,
     assert f"{len(expected)}/{len(expected)} tiles" in run.stderr, "plain progress lines when not on a terminal"
     with sqlite3.connect(cache / "tiles.sqlite") as conn:
         rows = conn.execute("SELECT z, x, y, data FROM tiles WHERE tileset='cameras' AND tms='WebMercatorQuad'").fetchall()
-    seeded = {(z, x, y): bytes(data) for z, x, y, data in rows}
+    assert all(bytes(data)[:2] == b"\x1f\x8b" for *_, data in rows if data), "the cache stores tiles gzipped"
+    seeded = {(z, x, y): gzip.decompress(data) if data else b"" for z, x, y, data in rows}
     assert set(seeded) == set(expected)
     for (z, x, y), data in seeded.items():
         assert data == server_tiles[("cameras", z, x, y)], (z, x, y)

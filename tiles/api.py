@@ -6,8 +6,9 @@ render per tile however many clients ask at once (single-flight) and stops the d
 every client waiting for it has gone away. PostGIS tiles made of features are awaited on the event
 loop (tiles.render_async); hexagon tiles and GeoPackage tiles render in a worker thread.
 
-Responses: 200 with `application/vnd.mapbox-vector-tile`, 204 for an empty tile, 304 when
-If-None-Match matches the strong ETag (a hash of the bytes); `Cache-Control` is long and immutable
+Responses: 200 with `application/vnd.mapbox-vector-tile` (gzipped, `Content-Encoding: gzip`, when
+Accept-Encoding allows it; `Vary: Accept-Encoding` always), 204 for an empty tile, 304 when
+If-None-Match matches the strong ETag (a hash of the bytes, another one for the gzipped bytes); `Cache-Control` is long and immutable
 when the request's `v` is the tileset's current data version, revalidate-always otherwise. Errors
 are problem details: 400 (non-integer index, bad filter, bad parameter), 404 (unknown tileset or
 tile matrix set, index outside the matrix), 503 (store unavailable or too slow).
@@ -34,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from gis.app import problems
+from gis.app.compression import accepts_gzip
 from gis.security.principal import current as current_principal
 from gis.security.tiles import audit_tile, view_filter_key
 from gis.settings import REPO_ROOT, Settings
@@ -217,16 +219,23 @@ class TileService:
 
     async def _send_tile(self, scope, send, entry: Entry, current_version: bool, address: tuple) -> None:
         audit_tile(self, *address, entry)  # reads of sensitive layers are on the record (gis.security)
-        etag = entry.etag.encode()
+        inm = accept = None
+        for k, v in scope["headers"]:
+            if k == b"if-none-match":
+                inm = v
+            elif k == b"accept-encoding":
+                accept = v
+        # the entry holds both encodings with their header values: nothing is coded per request
+        gzipped = accepts_gzip(accept)
+        etag, length = entry.wire[gzipped]
         headers = [
             (b"etag", etag),
             (b"cache-control", _IMMUTABLE if current_version else _REVALIDATE),
-            (b"access-control-allow-origin", b"*"),
+            (b"vary", b"Accept-Encoding"),
         ]
         if entry.thinned:
             headers.append((b"onemap-thinned", f"1/{1 << entry.thinned}".encode()))
-        inm = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
-        if inm is not None and _etag_matches(inm, entry.etag):
+        if inm is not None and _etag_matches(inm, entry.gz_etag if gzipped else entry.etag):
             await send({"type": "http.response.start", "status": 304, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
@@ -234,9 +243,12 @@ class TileService:
             await send({"type": "http.response.start", "status": 204, "headers": headers})
             await send({"type": "http.response.body", "body": b""})
             return
-        headers += [(b"content-type", TILE_MEDIA), (b"content-length", str(len(entry.data)).encode())]
+        headers += [(b"content-type", TILE_MEDIA), (b"content-length", length)]
+        if gzipped:
+            headers.append((b"content-encoding", b"gzip"))
+        body = b"" if scope["method"] == "HEAD" else entry.gz if gzipped else entry.data
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": b"" if scope["method"] == "HEAD" else entry.data})
+        await send({"type": "http.response.body", "body": body})
 
     # -- the full tile path ---------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@
 - `export` writes a tileset's WebMercatorQuad tiles to one file for offline or static hosting:
   PMTiles v3 (written with the `pmtiles` package) or MBTiles 1.3 (SQLite; TMS row order,
   gzip-compressed tiles, `metadata` with the TileJSON `json` field). Empty tiles are left out.
+  Tiles are written as the cache keeps them, gzipped once when rendered (tiles.cache), which is
+  what PMTiles readers expect of `tile_compression: gzip` and MBTiles readers of vector tiles.
 
 Both render through the same `TileService` as the server, so a file holds byte-for-byte what the
 API would answer — to the role given with `--role` (default `public`, the anonymous caller),
@@ -15,7 +17,6 @@ terminal, plain lines otherwise (logs).
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import sqlite3
@@ -161,11 +162,12 @@ class _Job:
         return total
 
     def render(self, tile: tuple[int, int, int]) -> tuple[tuple[int, int, int], bytes]:
+        """The tile gzipped, as the cache stores it and the server sends it (b"" when empty)."""
         from gis.security.principal import use
 
         z, x, y = tile
         with use(self.principal):  # pool threads do not inherit the context
-            return tile, self.service.produce(self.tileset.id, self.grid.id, z, x, y).data
+            return tile, self.service.produce(self.tileset.id, self.grid.id, z, x, y).gz
 
     def audit(self, action: str, tiles: int, detail: dict) -> None:
         """One entry per run, like a read of the tileset by this principal; written before exit."""
@@ -179,7 +181,7 @@ class _Job:
         audit.flush(self.store)
 
     def run(self, jobs: int, label: str) -> Iterator[tuple[tuple[int, int, int], bytes]]:
-        """Every tile with its bytes (b"" when empty), in order, with progress on stderr."""
+        """Every tile with its gzipped bytes (b"" when empty), in order, with progress on stderr."""
         total = self.count()
         with ThreadPoolExecutor(jobs) as pool, _Progress(total, label) as progress:
             # bounded look-ahead: at most a few hundred rendered tiles wait to be consumed
@@ -359,7 +361,7 @@ def _write_pmtiles(path: Path, job: _Job, doc: dict, label: str, jobs: int) -> t
     for (z, x, y), data in job.run(jobs, label):
         total += 1
         if data:
-            tiles.append((zxy_to_tileid(z, x, y), gzip.compress(data, mtime=0)))
+            tiles.append((zxy_to_tileid(z, x, y), data))  # gzipped already: the header says GZIP
     if not tiles:
         raise click.ClickException("no tile in that range holds a feature: nothing to export")
     tiles.sort(key=lambda t: t[0])
@@ -418,7 +420,7 @@ def _write_mbtiles(path: Path, job: _Job, doc: dict, label: str, jobs: int) -> t
             if not data:
                 continue
             written += 1
-            batch.append((z, x, (1 << z) - 1 - y, gzip.compress(data, mtime=0)))  # MBTiles rows count from the south
+            batch.append((z, x, (1 << z) - 1 - y, data))  # gzipped already; MBTiles rows count from the south
             if len(batch) >= 500:
                 conn.executemany("INSERT INTO tiles VALUES (?, ?, ?, ?)", batch)
                 batch.clear()

@@ -19,7 +19,8 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from gis.aggregates import collections as aggregate_collections
-from gis.app import health, problems, vendor
+from gis.app import compression, health, problems, vendor
+from gis.app.cors import Cors
 from gis.app.metrics import Metrics
 from gis.catalog import Catalog
 from gis.edit.routes import EditService
@@ -108,11 +109,15 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.tiles = tile_service
     app.state.edits = edits
     app.state.security = security
+    # text answers gzipped inside the tiles' fast path: tiles are stored gzipped and sent as they are
+    inner = compression.wrap(app)
     if tile_service is not None:
         # cached tiles are answered before routing: the warm path costs no framework work
         # (behind authentication: which tiles a request may have depends on who asks)
-        return _Wrapped(metrics.wrap(security.wrap(tile_service.wrap(app)), app), app)
-    return _Wrapped(metrics.wrap(security.wrap(app), app), app)
+        inner = tile_service.wrap(inner)
+    # CORS outermost: every answer (the fast path's, authentication's 401/414/431) carries it
+    cors = Cors(settings.server.cors_origins, app)
+    return _Wrapped(cors.wrap(metrics.wrap(security.wrap(inner), app)), app)
 
 
 class _Wrapped:
