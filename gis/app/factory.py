@@ -36,6 +36,7 @@ from gis.stats.api import StatsService
 from gis.stats.indicators import Indicators
 from gis.storage.store import Store
 from gis.wall.routes import WallService
+from gis.web.routes import WebService
 
 LOG = logging.getLogger("onemap")
 PYGEOAPI_STATIC = Path(pygeoapi.__file__).parent / "static"
@@ -70,6 +71,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     extra_routes += processes.routes
     extra_conformance += processes.conformance
     wall = WallService(settings, catalog, tile_service)
+    # the front page and map viewers, for people (gis.web)
+    web = WebService(settings, catalog, store_key, indicators, tile_service, config.get("metadata"))
     # Part 4 edits; after each, the tiles under the old and new places are dropped before it returns
     edits = EditService(store, Context(catalog, published, frozenset(aggregates)), tile_service)
 
@@ -78,12 +81,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         api, Context(catalog, published, frozenset(aggregates)), extra_conformance, api_for=RoleApis(config, indicators, edits.openapi),
         conformance_for=edits.conformance,
         item_etag=edits.item_etag,
+        pages=web,
     )
     routes = [
         *health.ROUTES,
         *metrics.routes,
         *stats.routes,
         *wall.routes,
+        *web.routes,
         *edits.routes,
         *extra_routes,
         *features.routes(),

@@ -56,6 +56,9 @@ ROUTE_TABLE: list[tuple[str, Callable, tuple[str, ...], tuple[Callable, ...]]] =
     ),
 ]
 
+# the HTML pages of one collection that link to its map viewer (gis.web)
+_VIEWABLE = (core_api.describe_collections, itemtypes_api.get_collection_items)
+
 
 class OgcFeatures:
     """Holds the pygeoapi API object for one app; built by the factory, never at import."""
@@ -68,6 +71,7 @@ class OgcFeatures:
         api_for: Callable[[], API] | None = None,
         conformance_for: Callable[[], list[str]] | None = None,
         item_etag: Callable[[str, str], str | None] | None = None,
+        pages=None,
     ):
         self.api = api
         self.context = context
@@ -78,6 +82,9 @@ class OgcFeatures:
         self.conformance_for = conformance_for
         # the stored row's ETag on every item (If-Match for edits, gis.edit)
         self.item_etag = item_etag
+        # OneMap's pages for people (gis.web): browsers asking `/` for HTML get its front page, and
+        # pygeoapi's HTML collection and items pages a link to the collection's map viewer
+        self.pages = pages
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -88,6 +95,8 @@ class OgcFeatures:
     async def dispatch(
         self, function: Callable, params: tuple[str, ...], request_checks: tuple[Callable, ...], request: Request
     ) -> Response:
+        if self.pages is not None and function is core_api.landing_page and self.pages.wants_front_page(request):
+            return await self.pages.front_page(request)
         api_request = await APIRequest.from_starlette(request, self.api.locales)
         for check in request_checks:
             check(self.context, request, api_request)
@@ -105,6 +114,8 @@ class OgcFeatures:
         )
         if function is core_api.conformance and status == HTTPStatus.OK:
             content = self._conformance(content, api_request)
+        if self.pages is not None and status == HTTPStatus.OK and args and function in _VIEWABLE:
+            content = self.pages.viewer_link(content, headers, args[0])
         if function is itemtypes_api.get_collection_items and status == HTTPStatus.OK:
             content = _keyset_next_link(content, request, headers)
         if function is itemtypes_api.get_collection_item and status == HTTPStatus.OK and self.item_etag is not None:
