@@ -146,13 +146,13 @@ class Run:
                  "asyncpg pass-through + cache", "OneMap",
                  "OneMap, plain uvicorn", "tipg", "pygeoapi MVT-pg",
                  "OneMap GeoPackage"]
-        phases = ["db", "30KB", "cold", "warm", "z14"]
+        phases = ["db", "30KB", "cold", "cold gz", "warm", "warm gz", "z14"]
         return sorted(out, key=lambda r: (order.index(r["server"]) if r["server"] in order else 99,
                                           phases.index(r["phase"]) if r["phase"] in phases else 99, r["c"]))
 
-    def walk(self, server: servers.Server, pathfile: Path, conc: int, mode: str, seconds: float) -> dict:
+    def walk(self, server: servers.Server, pathfile: Path, conc: int, mode: str, seconds: float, gzip: bool = False) -> dict:
         group = server.proc.pid if server.proc is not None else None  # started in a session of its own
-        return load.walk(server.base, pathfile, conc, mode, seconds, self.logs / f"wrk-{server.name}.log", group)
+        return load.walk(server.base, pathfile, conc, mode, seconds, self.logs / f"wrk-{server.name}.log", group, gzip)
 
 
 def main() -> int:
@@ -168,8 +168,9 @@ def main() -> int:
     p.add_argument("--slow-seconds", type=float, default=30, help="cap of each pygeoapi walk")
     p.add_argument("--rounds", type=int, default=3,
                    help="cold c16 walks of raw, OneMap and tipg, interleaved; the table shows each one's median")
-    p.add_argument("--servers", default="raw,plain,bare,passthrough,onemap,checks,tipg,pygeoapi,embedded",
-                   help="what to run (subset for trials)")
+    p.add_argument("--servers", default="raw,plain,bare,passthrough,onemap,gzip,checks,tipg,pygeoapi,embedded",
+                   help="what to run (subset for trials); gzip: OneMap's cold and warm walks again with "
+                   "Accept-Encoding: gzip, as browsers send it (tiles are stored and sent gzipped)")
     args = p.parse_args()
     run = Run(args)
     want = set(args.servers.split(","))
@@ -262,6 +263,9 @@ def main() -> int:
             if "onemap" in want:
                 with servers.onemap(url, workers, cold_root / f"r{rnd}", run.logs / "onemap.log") as srv:
                     run.row("OneMap", "cold", 16, run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds))
+            if "onemap" in want and "gzip" in want:
+                with servers.onemap(url, workers, cold_root / f"gz{rnd}", run.logs / "onemap.log") as srv:
+                    run.row("OneMap", "cold gz", 16, run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds, gzip=True))
             if "tipg" in want:
                 with servers.tipg(url, workers, run.logs / "tipg.log") as srv:
                     run.row("tipg", "cold", 16, run.walk(srv, paths["tipg"], 16, "once", args.c16_seconds))
@@ -295,6 +299,10 @@ def main() -> int:
                     run.walk(srv, paths["onemap"], 16, "once", args.c16_seconds)
                 for conc in (16, 1):
                     run.row("OneMap", "warm", conc, run.walk(srv, paths["onemap"], conc, "loop", args.warm_seconds))
+                if "gzip" in want:  # the same tiles in memory: each entry holds the plain and the gzipped bytes
+                    for conc in (16, 1):
+                        run.row("OneMap", "warm gz", conc,
+                                run.walk(srv, paths["onemap"], conc, "loop", args.warm_seconds, gzip=True))
             # the same warm walk on plain uvicorn (what `onemap serve --workers 2` runs): no TCP_NODELAY
             few = run.out / "paths-onemap-first-2000.txt"
             few.write_text("".join(paths["onemap"].read_text().splitlines(keepends=True)[:2000]))
@@ -421,6 +429,17 @@ def ratio_lines(run: Run) -> list[tuple[str, str, bool | None]]:
         x = warm16["tiles_s"] / bare16["tiles_s"]
         out.append((f"warm c16: OneMap / bare starlette tiles/s = {warm16['tiles_s']:.0f} / {bare16['tiles_s']:.0f}",
                     f"{x:.2f}x (goal >= {GOAL_BARE_X}x)", x >= GOAL_BARE_X))
+    warm_gz, cold_gz = f("OneMap", "warm gz", 16), f("OneMap", "cold gz", 16)
+    if warm_gz and bare16:
+        x = warm_gz["tiles_s"] / bare16["tiles_s"]
+        out.append((f"warm c16 with Accept-Encoding: gzip: OneMap / bare starlette tiles/s = {warm_gz['tiles_s']:.0f} / "
+                    f"{bare16['tiles_s']:.0f}", f"{x:.2f}x (goal >= {GOAL_BARE_X}x)", x >= GOAL_BARE_X))
+    for plain_row, gz_row, name in ((om16, cold_gz, "cold"), (warm16, warm_gz, "warm")):
+        if plain_row and gz_row and plain_row["bytes_per_tile"]:
+            out.append((f"context: {name} c16 gzip / plain: bytes per tile {gz_row['bytes_per_tile']:.0f} / "
+                        f"{plain_row['bytes_per_tile']:.0f}, tiles/s {gz_row['tiles_s']:.1f} / {plain_row['tiles_s']:.1f}",
+                        f"{gz_row['bytes_per_tile'] / plain_row['bytes_per_tile']:.2f}x bytes, "
+                        f"{gz_row['tiles_s'] / plain_row['tiles_s']:.2f}x tiles/s", None))
     sf = run.checks.get("single_flight")
     if sf:
         out.append((f"single-flight: {sf['clients']} concurrent misses on one tile ran {sf['queries']} tile "
@@ -455,7 +474,8 @@ def table(run: Run) -> str:
 
 
 CPU_ROWS = (("raw ST_AsMVT", "db", 16), ("raw ST_AsMVT, plain", "db", 16), ("bare starlette", "30KB", 16),
-            ("asyncpg pass-through", "cold", 16), ("asyncpg pass-through + cache", "cold", 16), ("OneMap", "cold", 16), ("OneMap", "warm", 16), ("tipg", "cold", 16))
+            ("asyncpg pass-through", "cold", 16), ("asyncpg pass-through + cache", "cold", 16), ("OneMap", "cold", 16), ("OneMap", "cold gz", 16), ("OneMap", "warm", 16), ("OneMap", "warm gz", 16),
+            ("tipg", "cold", 16))
 
 
 def cpu_table(run: Run) -> list[str]:

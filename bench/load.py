@@ -17,8 +17,9 @@ WALK = BENCH / "walk.lua"
 
 
 def walk(base: str, pathfile: Path, concurrency: int, mode: str, seconds: float, log: Path,
-         server_group: int | None = None) -> dict:
+         server_group: int | None = None, gzip: bool = False) -> dict:
     """mode 'once': each path once (stops early when done; `seconds` is a cap); 'loop': for `seconds`.
+    gzip: requests say `Accept-Encoding: gzip` (bytes per tile are then the gzipped bytes).
     With the server's process group, the result's `cpu` says where the walk's CPU went (bench.cpu)."""
     threads = 1 if concurrency == 1 else 2  # 2 cores: one wrk thread per core at most
     with tempfile.TemporaryDirectory(prefix="walk-") as tmp:
@@ -28,7 +29,7 @@ def walk(base: str, pathfile: Path, concurrency: int, mode: str, seconds: float,
         if mode != "once":
             env.pop("WALK_MARKS")
         cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{max(1, int(seconds))}s", "--timeout", "60s",
-               "-s", str(WALK), base, "--", str(pathfile), str(threads), mode]
+               "-s", str(WALK), base, "--", str(pathfile), str(threads), mode] + (["gzip"] if gzip else [])
         with open(log, "ab") as out:
             out.write(f"\n$ {' '.join(cmd)}\n".encode())
             out.flush()

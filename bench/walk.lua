@@ -1,7 +1,9 @@
 -- wrk script: each thread walks its own share of a URL list (one path per line).
---   WALK_RESULT=<result.json> WALK_MARKS=<dir> wrk ... -s bench/walk.lua URL -- <pathfile> <threads> <once|loop>
+--   WALK_RESULT=<result.json> WALK_MARKS=<dir> wrk ... -s bench/walk.lua URL -- <pathfile> <threads> <once|loop> [gzip]
 -- once: every path is requested exactly once across all threads, then the threads stop (cold runs:
 --       each request a distinct tile); loop: the list repeats until wrk's -d duration ends.
+-- gzip: every request says `Accept-Encoding: gzip`, as browsers do (body bytes are then the gzipped
+--       bytes on the wire: wrk does not decode them).
 -- Records body bytes and non-2xx answers per thread; done() writes one JSON result.
 -- wrk's own duration is always -d (its main thread sleeps that long), so in once mode each thread
 -- writes its wall-clock start and end (ns) to WALK_MARKS/<start|end>.<id>; the harness sends wrk
@@ -20,6 +22,9 @@ function init(args)
   local file = args[1]
   local nthreads = tonumber(args[2])
   loop = args[3] == "loop"
+  if args[4] == "gzip" then
+    headers = {["Accept-Encoding"] = "gzip"}
+  end
   paths = {}
   local i = 0
   for line in io.lines(file) do
@@ -52,7 +57,7 @@ function request()
     -- path (its answer is not counted: the thread stops as soon as the list's answers are in)
     if loop then idx = 1 else idx = #paths end
   end
-  return wrk.format("GET", paths[idx])
+  return wrk.format("GET", paths[idx], headers)
 end
 
 function response(status, headers, body)

@@ -8,10 +8,11 @@ loop (tiles.render_async); hexagon tiles and GeoPackage tiles render in a worker
 
 Responses: 200 with `application/vnd.mapbox-vector-tile` (gzipped, `Content-Encoding: gzip`, when
 Accept-Encoding allows it; `Vary: Accept-Encoding` always), 204 for an empty tile, 304 when
-If-None-Match matches the strong ETag (a hash of the bytes, another one for the gzipped bytes); `Cache-Control` is long and immutable
-when the request's `v` is the tileset's current data version, revalidate-always otherwise. Errors
-are problem details: 400 (non-integer index, bad filter, bad parameter), 404 (unknown tileset or
-tile matrix set, index outside the matrix), 503 (store unavailable or too slow).
+If-None-Match matches the strong ETag of the encoding sent (a hash of the plain bytes; `-gz` added
+for the gzipped ones); `Cache-Control` is long and immutable when the request's `v` is the
+tileset's current data version, revalidate-always otherwise. Errors are problem details: 400
+(non-integer index, bad filter, bad parameter), 404 (unknown tileset or tile matrix set, index
+outside the matrix), 503 (store unavailable or too slow).
 """
 
 from __future__ import annotations
