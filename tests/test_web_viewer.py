@@ -167,15 +167,20 @@ def test_a_collection_viewer_draws_its_features_and_shows_their_attributes(brows
 
 
 def test_a_url_token_travels_with_every_request_of_the_viewer(browser, store):
-    """The wall role may carry its key in the URL: the viewer passes it on (MapLibre's
-    transformRequest and its own fetches), so a layer hidden from the public draws for it."""
+    """The wall role may carry its key in the URL: the front page passes it on to the viewer, and
+    the viewer to every request it makes (MapLibre's transformRequest and its own fetches), so a
+    layer hidden from the public draws for it."""
     with security_server(store) as base:
         assert httpx.get(f"{base}/collections/cameras/viewer").status_code == 404  # not for the public
         token, record = keys.create(store, "viewer-wall-test", "wall")
         try:
-            page = open_page(browser, f"{base}/collections/cameras/viewer?lang=en&token={token}")
+            page = open_page(browser, f"{base}/?lang=en&token={token}")
             try:
+                # the front page counts for the token's role, and passes the token on in its links
+                assert page.page.locator('tr[data-layer="cameras"]').count() == 1
+                page.page.click('a[rel=viewer][href*="/collections/cameras/viewer"]')
                 page.wait_ready()
+                assert f"token={token}" in page.page.url
                 healthy(page)
                 fetched = [r["url"] for r in page.responses if r["url"].startswith(base)]
                 data = [u for u in fetched if "/tiles/" in u or "style.json" in u or "tilejson" in u]
