@@ -28,6 +28,7 @@ from gis.features import registry
 from gis.ogc.checks import Context
 from gis.ogc.config import build_config
 from gis.ogc.routes import OgcFeatures
+from gis.openapi import ApiDocument
 from gis.security.collections import RoleApis
 from gis.security.service import Security
 from gis.processes.api import ProcessService
@@ -76,9 +77,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     # Part 4 edits; after each, the tiles under the old and new places are dropped before it returns
     edits = EditService(store, Context(catalog, published, frozenset(aggregates)), tile_service)
 
+    # each role's /openapi: pygeoapi's Features document completed with every other route (gis.openapi)
+    api_document = ApiDocument(catalog, indicators, aggregates, tile_service, edits.openapi)
     # one pygeoapi API per role, so a layer a role may not read is absent from all it is served
     features = OgcFeatures(
-        api, Context(catalog, published, frozenset(aggregates)), extra_conformance, api_for=RoleApis(config, indicators, edits.openapi),
+        api, Context(catalog, published, frozenset(aggregates)), extra_conformance, api_for=RoleApis(config, indicators, api_document),
         conformance_for=edits.conformance,
         item_etag=edits.item_etag,
         pages=web,
@@ -95,6 +98,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         *vendor.routes(),
         Mount("/static", StaticFiles(directory=PYGEOAPI_STATIC), name="static"),
     ]
+
+    api_document.routes = routes  # families the app does not serve stay out of /openapi
 
     @asynccontextmanager
     async def lifespan(app: Starlette):

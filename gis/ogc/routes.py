@@ -144,7 +144,9 @@ def _call_with_loop(loop: asyncio.AbstractEventLoop, after: int | None, function
 
 def _keyset_next_link(content, request: Request, headers: dict):
     """Point rel=next at the page after this one by id (`after`), beside the usual offset."""
-    if "json" not in headers.get("Content-Type", "") or "sortby" in request.query_params:
+    # JSON-LD pages carry no links; pygeoapi's template also writes an empty one as invalid JSON
+    content_type = headers.get("Content-Type", "")
+    if "json" not in content_type or "ld+json" in content_type or "sortby" in request.query_params:
         return content
     document = json.loads(content) if isinstance(content, (str, bytes)) else content
     features = document.get("features") or []
