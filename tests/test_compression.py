@@ -151,3 +151,17 @@ def test_if_match_works_after_a_gzipped_get(city):
             headers={"Content-Type": "application/merge-patch+json", "If-Match": page.headers["etag"]},
         )
         assert stale.status_code == 412, "and a stale one is still refused"
+
+
+def test_static_assets_are_gzipped_but_never_a_range_of_them(http):
+    import re
+
+    page = http.get("/collections", params={"f": "html"}, headers=PLAIN).text
+    asset = next(m for m in re.findall(r'(?:href|src)="([^"]+)"', page) if "/vendor/" in m and m.endswith((".js", ".css")))
+    plain, plain_bytes = raw(http, asset, PLAIN)
+    assert plain.status_code == 200 and len(plain_bytes) > 1024, asset
+    zipped, zipped_bytes = raw(http, asset, GZIP)
+    assert zipped.headers["content-encoding"] == "gzip" and gzip.decompress(zipped_bytes) == plain_bytes
+    part, part_bytes = raw(http, asset, {**GZIP, "Range": "bytes=0-99"})
+    assert part.status_code == 206 and "content-encoding" not in part.headers, "a range counts plain bytes"
+    assert part_bytes == plain_bytes[:100]

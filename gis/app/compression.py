@@ -74,12 +74,14 @@ def gzip_bytes(data: bytes, level: int = LEVEL) -> bytes:
     return zlib.compress(data, level, wbits=31)  # 31: the gzip container
 
 
-def compressible(headers) -> bool:
-    """A text answer not already encoded."""
+def compressible(status: int, headers) -> bool:
+    """A text answer not already encoded, nor a range of one (206: its offsets are the plain bytes')."""
+    if status in (204, 206, 304):
+        return False
     kind = None
     for name, value in headers:
         name = name.lower()
-        if name == b"content-encoding":
+        if name in (b"content-encoding", b"content-range"):
             return False
         if name == b"content-type":
             kind = value.split(b";", 1)[0].strip().lower().decode("latin-1")
@@ -116,7 +118,7 @@ def wrap(app, level: int = LEVEL, minimum: int = MINIMUM):
                 await send(message)
                 return
             if message["type"] == "http.response.start":
-                if not compressible(message.get("headers", [])):
+                if not compressible(message["status"], message.get("headers", [])):
                     passing = True
                     await send(message)
                     return
