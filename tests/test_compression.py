@@ -165,3 +165,26 @@ def test_static_assets_are_gzipped_but_never_a_range_of_them(http):
     part, part_bytes = raw(http, asset, {**GZIP, "Range": "bytes=0-99"})
     assert part.status_code == 206 and "content-encoding" not in part.headers, "a range counts plain bytes"
     assert part_bytes == plain_bytes[:100]
+
+
+def test_a_cache_file_of_plain_tiles_starts_over_and_gzipped_ones_stay(tmp_path):
+    import sqlite3
+
+    from tiles.cache import DiskCache, Entry
+
+    path = tmp_path / "tiles.sqlite"
+    DiskCache(path)  # today's layout, then made to look like a file of before: plain tiles, user_version 0
+    key = ("cameras", "WebMercatorQuad", 15, 1, 2, "")
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO tiles VALUES ('cameras', 'WebMercatorQuad', 15, 1, 2, '', '\"e1\"', 0, ?)", (b"\x1a\x05plain",))
+        conn.execute("PRAGMA user_version = 0")
+    disk = DiskCache(path)
+    assert disk.get(key) is None and disk.count() == 0, "plain tiles are not served as gzip: the file starts over"
+    disk.put(key, Entry(b"\x1a\x05a tile" * 100, '"e2"'), disk.last_seq())
+    disk.flush()
+    with sqlite3.connect(path) as conn:
+        (stored,) = conn.execute("SELECT data FROM tiles").fetchone()
+    assert bytes(stored)[:2] == b"\x1f\x8b", "stored gzipped"
+    assert gzip.decompress(stored) == b"\x1a\x05a tile" * 100
+    again = DiskCache(path).get(key)
+    assert again == Entry(b"\x1a\x05a tile" * 100, '"e2"') and again.gz == bytes(stored), "kept when opened again"

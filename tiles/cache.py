@@ -51,10 +51,10 @@ BBox = tuple[float, float, float, float]
 Reach = Callable[[str, str, Grid, int, BBox], BBox]
 
 
-# zlib level of stored tiles, measured (bench/README.md, "Compression"): over 4,764 non-empty z10-z16
-# tiles of the demo city level 1 takes 0.046 ms a tile for 51.1% of the bytes, level 6 0.066 ms for
-# 48.6%; on the densest tile (56 KB) level 1 0.87 ms for 22.0 KB, 6 2.11 ms for 19.6 KB. The cold
-# path renders on the event loop with the CPUs already short (PostgreSQL's share): level 1
+# zlib level of stored tiles, measured (bench/README.md, "Compression"): over 2,000 tiles of the bench
+# list level 1 takes 0.137 ms a tile for 40.7% of the bytes, level 6 0.223 ms for 37.1%; on the
+# largest (62 KB) 1.0 ms against 2.1. The cold path pays it, often on the event loop, with the CPUs
+# already short (PostgreSQL's share): level 1
 GZIP_LEVEL = 1
 
 
