@@ -426,6 +426,14 @@ class TileService:
     def base(self) -> str:
         return self.settings.server.public_url
 
+    def offers(self, collection_id: str | None) -> bool:
+        """Whether the current caller may have the tiles of a collection (None: the whole city's)."""
+        try:
+            self.engine.tileset(collection_id or DATASET)
+        except UnknownTileset:
+            return False
+        return True
+
     def _tileset_or_404(self, request: Request) -> Tileset:
         collection = request.path_params.get("collection_id")
         try:
@@ -453,7 +461,7 @@ class TileService:
     async def tilesets(self, request: Request) -> JSONResponse:
         tileset = self._tileset_or_404(request)
         await self._fresh()
-        return JSONResponse(metadata.tilesets_list(self.base, tileset, self.versions))
+        return JSONResponse(metadata.tilesets_list(self.base, tileset, self.versions, self.meta))
 
     async def tileset(self, request: Request) -> JSONResponse:
         tileset = self._tileset_or_404(request)

@@ -8,6 +8,7 @@ version (`?v=`), so a client that reloads metadata after an edit never mixes old
 from __future__ import annotations
 
 from gis.catalog import AttrType, GeometryType, Layer
+from gis.ogc.links import style_link
 from gis.security.tiles import visible_attributes
 from gis.storage.store import LayerMeta
 from tiles.engine import Tileset
@@ -77,7 +78,7 @@ def tileset_zoom(grid: Grid, tileset: Tileset) -> tuple[int, int] | None:
     return (min(r[0] for r in ranges), max(r[1] for r in ranges)) if ranges else None
 
 
-def tilesets_list(base: str, tileset: Tileset, versions: dict[str, int]) -> dict:
+def tilesets_list(base: str, tileset: Tileset, versions: dict[str, int], meta: dict[str, LayerMeta] | None = None) -> dict:
     path = tileset_path(tileset)
     entries = []
     for grid in GRIDS.values():
@@ -99,7 +100,15 @@ def tilesets_list(base: str, tileset: Tileset, versions: dict[str, int]) -> dict
                 ],
             }
         )
-    return {"tilesets": entries, "links": [{"rel": "self", "type": "application/json", "href": f"{base}{path}"}]}
+    doc = {"tilesets": entries, "links": [{"rel": "self", "type": "application/json", "href": f"{base}{path}"}]}
+    bbox = union_bbox(tileset, meta or {}) if tileset.is_dataset else None
+    if bbox:
+        # The dataset's tiles have no collection document to describe them: this list says what
+        # a geodata resource would (its extent, its vector tilesets), which is what GDAL's OGCAPI
+        # driver reads when it opens `OGCAPI:{base}/tiles` (without both it stops: "Missing bbox").
+        doc["extent"] = {"spatial": {"bbox": [list(bbox)], "crs": CRS84}}
+        doc["links"].append({"rel": REL_TILESETS_VECTOR, "type": "application/json", "href": f"{base}{path}"})
+    return doc
 
 
 def tileset_metadata(
@@ -144,6 +153,7 @@ def tileset_metadata(
             {"rel": "self", "type": "application/json", "href": f"{base}{path}"},
             {"rel": REL_TILING_SCHEME, "type": "application/json", "href": f"{base}/tileMatrixSets/{grid.id}"},
             {"rel": "item", "type": TILE_MEDIA, "templated": True, "href": tile_template(base, tileset, grid, version)},
+            style_link(base, None if tileset.is_dataset else tileset.id, "Map style (MapLibre)"),
         ],
         "x-onemap-dataVersion": version,
         "x-onemap-extent": EXTENT,

@@ -27,6 +27,7 @@ from gis.edit.routes import EditService
 from gis.features import registry
 from gis.ogc.checks import Context
 from gis.ogc.config import build_config
+from gis.ogc.links import Links
 from gis.ogc.routes import OgcFeatures
 from gis.openapi import ApiDocument
 from gis.security.collections import RoleApis
@@ -85,6 +86,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         conformance_for=edits.conformance,
         item_etag=edits.item_etag,
         pages=web,
+        links=Links(
+            settings.server.public_url,
+            tile_service.offers if tile_service is not None else None,
+            pages=(("/wall", "The command-centre wall"),),
+            viewer=web.viewer_path,
+        ),
     )
     routes = [
         *health.ROUTES,

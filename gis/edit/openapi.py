@@ -12,16 +12,10 @@ from collections.abc import Iterable
 
 from gis.catalog import Layer
 from gis.edit import access
+from gis.openapi.components import PROBLEM_CONTENT
 
-_PROBLEM = {
-    "application/problem+json": {
-        "schema": {
-            "type": "object",
-            "properties": {"type": {"type": "string"}, "title": {"type": "string"},
-                           "status": {"type": "integer"}, "detail": {"type": "string"}},
-        }
-    }
-}
+# problem details: the one schema of every route's errors (gis.openapi.components, in every document)
+_PROBLEM = PROBLEM_CONTENT
 _WHY = {
     "400": "the body is not a feature of this layer (JSON, geometry type or validity, extent, CRS, attributes); the detail says what",
     "401": "no token: send `Authorization: Bearer <token>` of a role that may edit the layer",

@@ -26,6 +26,7 @@ from gis.app import problems, vendor
 from gis.features import cursor
 from gis.ogc import checks
 from gis.ogc.conformance import FEATURES
+from gis.ogc.links import Links
 from gis.security.collections import API_IN_USE
 
 # (path, pygeoapi function, path parameters passed to it in order, request checks)
@@ -71,6 +72,7 @@ class OgcFeatures:
         api_for: Callable[[], API] | None = None,
         conformance_for: Callable[[], list[str]] | None = None,
         item_etag: Callable[[str, str], str | None] | None = None,
+        links: Links | None = None,
         pages=None,
     ):
         self.api = api
@@ -82,6 +84,8 @@ class OgcFeatures:
         self.conformance_for = conformance_for
         # the stored row's ETag on every item (If-Match for edits, gis.edit)
         self.item_etag = item_etag
+        # OneMap's tiles, styles and pages in pygeoapi's landing page and collections (gis.ogc.links)
+        self.links = links
         # OneMap's pages for people (gis.web): browsers asking `/` for HTML get its front page, and
         # pygeoapi's HTML collection and items pages a link to the collection's map viewer
         self.pages = pages
@@ -100,8 +104,10 @@ class OgcFeatures:
         api_request = await APIRequest.from_starlette(request, self.api.locales)
         for check in request_checks:
             check(self.context, request, api_request)
-        if not api_request.is_valid():
-            raise problems.Problem(400, f"unsupported output format {api_request.format!r}: use f=json or f=html")
+        extra = _EXTRA_FORMATS.get(function, ())
+        if not api_request.is_valid(extra):
+            offered = ", ".join(f"f={f}" for f in ("json", "html", *extra))
+            raise problems.Problem(400, f"unsupported output format {api_request.format!r}: use {offered}")
         args = [request.path_params[name] for name in params]
         loop = asyncio.get_running_loop()
         after = getattr(request.state, "after_id", None)
@@ -114,6 +120,8 @@ class OgcFeatures:
         )
         if function is core_api.conformance and status == HTTPStatus.OK:
             content = self._conformance(content, api_request)
+        if self.links is not None and status == HTTPStatus.OK and function in _LINKED:
+            content = _with_links(content, headers, _LINKED[function](self.links, args))
         if self.pages is not None and status == HTTPStatus.OK and args and function in _VIEWABLE:
             content = self.pages.viewer_link(content, headers, args[0])
         if function is itemtypes_api.get_collection_items and status == HTTPStatus.OK:
@@ -130,6 +138,24 @@ class OgcFeatures:
         document = json.loads(content) if isinstance(content, (str, bytes)) else content
         document["conformsTo"] = self.conformance + (self.conformance_for() if self.conformance_for else [])
         return json.dumps(document)
+
+
+# formats beyond JSON and HTML, as pygeoapi offers (and links) them: CSV for a page of items
+_EXTRA_FORMATS: dict[Callable, tuple[str, ...]] = {itemtypes_api.get_collection_items: ("csv",)}
+
+# the documents OneMap adds links to, and how (a collection document, or the list of them)
+_LINKED: dict[Callable, Callable[[Links, list], Callable[[dict], dict]]] = {
+    core_api.landing_page: lambda links, args: links.landing,
+    core_api.describe_collections: lambda links, args: links.collection if args else links.collections,
+}
+
+
+def _with_links(content, headers: dict, add: Callable[[dict], dict]):
+    content_type = headers.get("Content-Type", "")
+    if not content_type.startswith("application/json"):
+        return content  # HTML and JSON-LD renderings keep pygeoapi's links
+    document = json.loads(content) if isinstance(content, (str, bytes)) else content
+    return json.dumps(add(document), ensure_ascii=False)
 
 
 def _call_with_loop(loop: asyncio.AbstractEventLoop, after: int | None, function: Callable, *args):

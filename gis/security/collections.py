@@ -47,7 +47,7 @@ class RoleApis:
         _install_config_cache()
         self.config = config
         self.indicators = indicators  # aggregate collections name an indicator, not a layer
-        # what the app serves beyond pygeoapi's routes for a role (the Part 4 edits) in its /openapi
+        # the role's /openapi from pygeoapi's: every other route the app serves for it (gis.openapi)
         self.document_for = document_for
         self._apis: dict[str, API] = {}
         self._lock = threading.Lock()

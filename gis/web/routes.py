@@ -165,6 +165,12 @@ class WebService:
 
     # -- the link from pygeoapi's collection pages ----------------------------------------------
 
+    def viewer_path(self, collection_id: str | None) -> str | None:
+        """Where the map viewer of a collection (None: the whole city) is, if the caller has one."""
+        if collection_id is None:
+            return "/viewer" if self.holdings.city_viewer() else None
+        return f"/collections/{collection_id}/viewer" if self.holdings.has_viewer(collection_id) else None
+
     def viewer_link(self, content, headers: dict, collection_id: str):
         """pygeoapi's HTML collection and items pages, with a link to the collection's viewer.
 
