@@ -25,14 +25,15 @@ JWT_AUDIENCE = "onemap"
 
 
 @contextmanager
-def security_server(store, roles_file: Path = SHIPPED_ROLES, **server):
-    """The whole app on `store`, under `roles_file`, accepting HS256 JWTs from the test issuer."""
+def security_server(store, roles_file: Path = SHIPPED_ROLES, clock=None, **server):
+    """The whole app on `store`, under `roles_file`, accepting HS256 JWTs from the test issuer;
+    `clock` is the case loop's time (gis.cases), for tests that let deadlines pass."""
     port = free_port()
     options = {"oidc_issuer": JWT_ISSUER, "oidc_audience": JWT_AUDIENCE, "oidc_key": JWT_SECRET,
                "oidc_algorithms": ["HS256"], **server}
     settings = settings_for(store.settings.database.database_url, port=port, roles_file=roles_file, **options)
     settings.server.base_url = f"http://127.0.0.1:{port}"
-    app = create_app(settings, store)
+    app = create_app(settings, store, **({"clock": clock} if clock is not None else {}))
     with LiveServer(app, port) as live:
         yield live.url
 
@@ -42,8 +43,9 @@ def client(base: str, token: str | None = None) -> httpx.Client:
     return httpx.Client(base_url=base, headers=headers, timeout=60)
 
 
-def api_key(store, role: str, subject: str | None = None, streets=None, grids=None, expires_at=None) -> str:
-    token, _ = keys.create(store, subject or f"test-{role}", role, streets, grids, expires_at)
+def api_key(store, role: str, subject: str | None = None, streets=None, grids=None, expires_at=None,
+            departments=None) -> str:
+    token, _ = keys.create(store, subject or f"test-{role}", role, streets, grids, expires_at, departments=departments)
     return token
 
 

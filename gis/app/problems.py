@@ -20,12 +20,14 @@ MEDIA_TYPE = "application/problem+json"
 class Problem(Exception):
     """Raised anywhere below a route to end the request with a problem-details answer."""
 
-    def __init__(self, status: int, detail: str, code: str | None = None, headers: dict | None = None):
+    def __init__(self, status: int, detail: str, code: str | None = None, headers: dict | None = None,
+                 extra: dict | None = None):
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.code = code or _default_code(status)
         self.headers = headers or {}
+        self.extra = extra or {}  # extension members (RFC 9457), e.g. the actions a case allows
 
 
 def _default_code(status: int) -> str:
@@ -61,6 +63,9 @@ def response(status: int, detail: str, code: str | None = None, headers: dict | 
 
 async def on_problem(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Problem)
+    if exc.extra:
+        document = {**exc.extra, **body(exc.status, exc.detail, exc.code)}
+        return JSONResponse(document, status_code=exc.status, media_type=MEDIA_TYPE, headers=exc.headers)
     return response(exc.status, exc.detail, exc.code, exc.headers)
 
 

@@ -41,10 +41,11 @@ def keys() -> None:
 @click.option("--role", required=True, help="a role of the roles file (e.g. staff, admin, wall)")
 @click.option("--streets", default=None, help="comma-separated street codes the holder is limited to")
 @click.option("--grids", default=None, help="comma-separated grid codes the holder is limited to")
+@click.option("--departments", default=None, help="comma-separated department codes whose cases the holder handles")
 @click.option("--days", type=click.IntRange(1, 3650), default=None, help="expire after this many days")
 @click.option("--note", default=None)
 @click.option("--database-url", envvar="ONEMAP_DATABASE_URL", default=None)
-def create(subject, role, streets, grids, days, note, database_url) -> None:
+def create(subject, role, streets, grids, departments, days, note, database_url) -> None:
     """Create a key; the key itself is printed once and stored only as a hash."""
     settings, store = _store(database_url)
     try:
@@ -52,7 +53,9 @@ def create(subject, role, streets, grids, days, note, database_url) -> None:
         if role not in policy.roles:
             raise click.BadParameter(f"no role {role!r}; roles are {', '.join(policy.roles)}", param_hint="--role")
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(days=days) if days else None
-        token, record = api_keys.create(store, subject, role, _codes(streets), _codes(grids), expires, note)
+        token, record = api_keys.create(
+            store, subject, role, _codes(streets), _codes(grids), expires, note, _codes(departments)
+        )
     finally:
         store.close()
     click.echo(f"key {record.key_id} for {subject} ({role}); keep it secret, it is shown only now:", err=True)
@@ -69,7 +72,10 @@ def list_(database_url) -> None:
     finally:
         store.close()
     for r in records:
-        limits = ";".join(x for x in (r.streets and "streets=" + ",".join(sorted(r.streets)), r.grids and "grids=" + ",".join(sorted(r.grids))) if x)
+        limits = ";".join(x for x in (
+            r.streets and "streets=" + ",".join(sorted(r.streets)), r.grids and "grids=" + ",".join(sorted(r.grids)),
+            r.departments and "departments=" + ",".join(sorted(r.departments)),
+        ) if x)
         state = "active" if r.active else ("revoked " + r.revoked_at if r.revoked_at else "expired")
         click.echo("\t".join([r.key_id, r.subject, r.role, limits or "-", r.created_at, r.expires_at or "-", state]))
 

@@ -35,6 +35,7 @@ class KeyRecord:
     expires_at: str | None
     revoked_at: str | None
     note: str | None
+    departments: frozenset[str] | None = None  # the departments whose cases the holder handles
 
     @property
     def active(self) -> bool:
@@ -62,7 +63,7 @@ def _codes(value: str | None) -> frozenset[str] | None:
 def _record(row) -> KeyRecord:
     return KeyRecord(
         row["key_id"], row["subject"], row["role"], _codes(row["streets"]), _codes(row["grids"]),
-        row["created_at"], row["expires_at"], row["revoked_at"], row["note"],
+        row["created_at"], row["expires_at"], row["revoked_at"], row["note"], _codes(row.get("departments")),
     )
 
 
@@ -74,6 +75,7 @@ def create(
     grids: list[str] | None = None,
     expires_at: dt.datetime | None = None,
     note: str | None = None,
+    departments: list[str] | None = None,
 ) -> tuple[str, KeyRecord]:
     """A new key: returns the token (the only time it exists in clear) and its record."""
     table = tables_for(store).keys
@@ -91,6 +93,7 @@ def create(
         "expires_at": None if expires_at is None else expires_at.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "revoked_at": None,
         "note": note,
+        "departments": None if departments is None else ",".join(sorted(set(departments))),
     }
     with store.engine.begin() as conn:
         conn.execute(table.insert().values(**row))

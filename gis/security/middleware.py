@@ -128,7 +128,7 @@ class AuthMiddleware:
                 record = await run_in_threadpool(keys.verify, self.store, credential)
             except keys.KeyError_ as err:
                 raise Unauthorized(f"{err}; ask an administrator for a valid key") from None
-            principal = self._make(record.subject, record.role, record.streets, record.grids, "api_key")
+            principal = self._make(record.subject, record.role, record.streets, record.grids, "api_key", record.departments)
             if len(self._keys) > 10_000:
                 self._keys.clear()
             self._keys[credential] = (time.monotonic(), principal)
@@ -137,12 +137,12 @@ class AuthMiddleware:
             claims = await run_in_threadpool(self.jwts.verify, credential)
         except TokenError as err:
             raise Unauthorized(str(err)) from None
-        return self._make(claims.subject, claims.role, claims.streets, claims.grids, "jwt")
+        return self._make(claims.subject, claims.role, claims.streets, claims.grids, "jwt", claims.departments)
 
-    def _make(self, subject, role, streets, grids, kind) -> Principal:
+    def _make(self, subject, role, streets, grids, kind, departments=None) -> Principal:
         if role not in self.policy.roles:
             raise Unauthorized(f"the token names role {role[:40]!r}, which this server does not define")
-        return Principal(subject, role, streets, grids, kind, self.policy.role(role))
+        return Principal(subject, role, streets, grids, kind, self.policy.role(role), departments)
 
 
 def _basic_password(credential: str) -> str:

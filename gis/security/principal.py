@@ -28,6 +28,8 @@ class Principal:
     grids: frozenset[str] | None = None
     token_kind: str = "anonymous"  # anonymous | api_key | jwt | cli
     rights: Role = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    # the departments whose cases the holder handles (gis.cases: a `department` scope); no rows hidden
+    departments: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         if self.rights is None:
@@ -141,7 +143,10 @@ def anonymous(policy: Policy | None = None) -> Principal:
     return Principal("anonymous", "public", token_kind="anonymous", rights=policy.role("public"))
 
 
-def for_role(policy: Policy, role: str, subject: str | None = None, streets=None, grids=None, token_kind: str = "cli") -> Principal:
+def for_role(
+    policy: Policy, role: str, subject: str | None = None, streets=None, grids=None, token_kind: str = "cli",
+    departments=None,
+) -> Principal:
     return Principal(
         subject or role,
         role,
@@ -149,6 +154,7 @@ def for_role(policy: Policy, role: str, subject: str | None = None, streets=None
         None if grids is None else frozenset(grids),
         token_kind,
         policy.role(role),
+        None if departments is None else frozenset(departments),
     )
 
 

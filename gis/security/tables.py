@@ -30,6 +30,7 @@ class SecurityTables:
             Column("role", String(63), nullable=False),
             Column("streets", Text),  # comma-separated codes; NULL: not limited
             Column("grids", Text),
+            Column("departments", Text),  # comma-separated department codes (case handlers); migration 0006
             Column("created_at", Text, nullable=False),
             Column("expires_at", Text),
             Column("revoked_at", Text),

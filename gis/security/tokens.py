@@ -2,7 +2,8 @@
 
 The key comes from a JWKS URL (fetched and cached by PyJWT's client) or from settings (a PEM
 public key, or a shared secret for HS256). Claims name the role and, optionally, the streets or
-grids its holder is limited to (`onemap_role`, `onemap_streets`, `onemap_grids` by default).
+grids its holder is limited to (`onemap_role`, `onemap_streets`, `onemap_grids` by default), and
+the departments whose cases it handles (`onemap_departments`, gis.cases).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class Claims:
     role: str
     streets: frozenset[str] | None
     grids: frozenset[str] | None
+    departments: frozenset[str] | None = None
 
 
 class JwtVerifier:
@@ -66,7 +68,10 @@ class JwtVerifier:
         role = claims.get(self.role_claim)
         if not isinstance(role, str):
             raise TokenError(f"the token carries no {self.role_claim!r} claim naming a role")
-        return Claims(str(claims["sub"]), role, _codes(claims.get("onemap_streets")), _codes(claims.get("onemap_grids")))
+        return Claims(
+            str(claims["sub"]), role, _codes(claims.get("onemap_streets")), _codes(claims.get("onemap_grids")),
+            _codes(claims.get("onemap_departments")),
+        )
 
 
 def _codes(value) -> frozenset[str] | None:
@@ -75,5 +80,5 @@ def _codes(value) -> frozenset[str] | None:
     if isinstance(value, str):
         value = [v for v in value.split(",") if v]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise TokenError("onemap_streets/onemap_grids must be lists of codes")
+        raise TokenError("onemap_streets, onemap_grids and onemap_departments must be lists of codes")
     return frozenset(value)
