@@ -155,3 +155,10 @@ def test_a_collection_the_role_may_not_read_has_no_links_anywhere(crawled):
 def test_the_old_tile_matrix_set_path_is_not_linked(crawled):
     for statuses, _ in crawled.values():
         assert not [u for u in statuses if "/TileMatrixSets" in u]
+
+
+def test_the_case_workflow_is_linked_for_the_roles_that_read_cases(crawled):
+    for role, linked in (("public", False), ("staff", True), ("admin", True)):
+        statuses, documents = crawled[role]
+        assert ("/cases/workflow" in _rels(documents["/"]).get("related", [])) is linked, role
+        assert any(urlsplit(u).path == "/cases/workflow" for u in statuses) is linked, role

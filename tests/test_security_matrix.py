@@ -64,7 +64,8 @@ def collections(http, aggregates: bool = False) -> set[str]:
 
 def test_each_role_lists_exactly_the_layers_it_may_read(callers, store):
     everything = {layer.id for layer in store.catalog.published}
-    assert collections(callers["public"]) == everything - {"cameras", "population"}
+    # the public sees the case loop's numbers, not its cases (reporters, open problems)
+    assert collections(callers["public"]) == everything - {"cameras", "population", "cases"}
     assert collections(callers["staff"]) == everything - {"population"}
     assert collections(callers["admin"]) == everything
     # aggregate collections follow their indicator's rights: no camera counts for the public
@@ -76,7 +77,7 @@ def test_each_role_lists_exactly_the_layers_it_may_read(callers, store):
 
 @pytest.mark.parametrize("suffix", ["", "/items", "/items/1", "/queryables", "/schema", "/items?f=html"])
 def test_a_layer_a_role_may_not_read_is_absent_not_refused(callers, suffix):
-    for role, layer in (("public", "cameras"), ("public", "population"), ("staff", "population")):
+    for role, layer in (("public", "cameras"), ("public", "population"), ("public", "cases"), ("staff", "population")):
         response = callers[role].get(f"/collections/{layer}{suffix}")
         assert response.status_code == 404, (role, layer, suffix, response.status_code)
     assert callers["admin"].get("/collections/population/items?limit=1").status_code == 200
@@ -179,10 +180,10 @@ def tilejson_layers(http) -> set[str]:
 
 def test_tilesets_and_styles_carry_only_what_a_role_may_read(callers):
     public, staff, admin = (tilejson_layers(callers[r]) for r in ("public", "staff", "admin"))
-    assert "cameras" not in public and "population" not in public
-    assert "cameras" in staff and "population" not in staff
-    assert {"cameras", "population"} <= admin
-    for role, hidden in (("public", "cameras"), ("public", "population"), ("staff", "population")):
+    assert "cameras" not in public and "population" not in public and "cases" not in public
+    assert "cameras" in staff and "population" not in staff and "cases" in staff
+    assert {"cameras", "population", "cases"} <= admin
+    for role, hidden in (("public", "cameras"), ("public", "population"), ("public", "cases"), ("staff", "population")):
         for path in (f"/collections/{hidden}/tiles", f"/collections/{hidden}/tiles/{WEB}",
                      f"/collections/{hidden}/tiles/{WEB}/tilejson.json", f"/collections/{hidden}/styles/default/style.json",
                      f"/collections/{hidden}/tiles/{WEB}/14/6000/13000"):
@@ -334,5 +335,5 @@ def test_exports_refuse_a_role_that_is_not_configured(tmp_path):
         run = subprocess.run([sys.executable, "-m", "gis.cli", command, *target, "--role", "superuser"],
                              capture_output=True, text=True, timeout=120, cwd=REPO_ROOT, env=env)
         assert run.returncode == 2, run.stderr[-500:]
-        assert "no role 'superuser'" in run.stderr and "public, staff, admin" in run.stderr
+        assert "no role 'superuser'" in run.stderr and "public, staff, dispatcher, department, supervisor, admin" in run.stderr
     assert not (tmp_path / "out.pmtiles").exists()

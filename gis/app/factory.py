@@ -23,6 +23,7 @@ from gis.app import compression, health, problems, vendor
 from gis.app.cors import Cors
 from gis.app.metrics import Metrics
 from gis.catalog import Catalog
+from gis.cases.routes import Clock, case_service, utc_now
 from gis.edit.routes import EditService
 from gis.features import registry
 from gis.ogc.checks import Context
@@ -44,7 +45,8 @@ LOG = logging.getLogger("onemap")
 PYGEOAPI_STATIC = Path(pygeoapi.__file__).parent / "static"
 
 
-def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, store: Store | None = None, clock: Clock = utc_now) -> Starlette:
+    """The whole app. `clock` is the case loop's time (deadlines, the moments of its steps)."""
     settings = settings or Settings.from_env()
     owns_store = store is None
     catalog = store.catalog if store else Catalog.load(settings.server.layers_dir)
@@ -77,9 +79,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     web = WebService(settings, catalog, store_key, indicators, tile_service, config.get("metadata"))
     # Part 4 edits; after each, the tiles under the old and new places are dropped before it returns
     edits = EditService(store, Context(catalog, published, frozenset(aggregates)), tile_service)
+    # the case loop (gis.cases): transitions are edits of the case's row, through the edits' writer
+    cases = case_service(settings, store, Context(catalog, published, frozenset(aggregates)), edits, clock)
 
     # each role's /openapi: pygeoapi's Features document completed with every other route (gis.openapi)
-    api_document = ApiDocument(catalog, indicators, aggregates, tile_service, edits.openapi)
+    api_document = ApiDocument(catalog, indicators, aggregates, tile_service, edits.openapi,
+                               cases.openapi if cases is not None else None)
     # one pygeoapi API per role, so a layer a role may not read is absent from all it is served
     features = OgcFeatures(
         api, Context(catalog, published, frozenset(aggregates)), extra_conformance, api_for=RoleApis(config, indicators, api_document),
@@ -91,6 +96,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             tile_service.offers if tile_service is not None else None,
             pages=(("/wall", "The command-centre wall"),),
             viewer=web.viewer_path,
+            services=cases.links if cases is not None else (),
         ),
     )
     routes = [
@@ -100,6 +106,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         *wall.routes,
         *web.routes,
         *edits.routes,
+        *(cases.routes if cases is not None else []),
         *extra_routes,
         *features.routes(),
         *vendor.routes(),

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
+from gis.cases import demo as case_demo
+from gis.cases.workflow import Workflow
 from gis.catalog import AttrType, GeometryType, Layer
 from gis.demo import layout, names, people, places, settlement
 from gis.demo.layout import DISTRICTS, PRECISION_M, STREETS
@@ -297,11 +299,30 @@ def build_demo(store: Store, scale: float = 0.05, seed: int = 42, progress: Prog
     """Replace every layer of the store with the demo city; returns the feature count per layer."""
     city = generate(scale, seed)
     store.initialise()
+    history = _cases(store, city, scale, seed)
     counts = {}
     for layer in store.catalog:
         data = city.get(layer.id) or _stand_in(layer, city, seed)
         counts[layer.id] = _load(store, layer, data, _rng(seed, "other"), progress)
+    if history is not None:
+        case_demo.write_history(store, history)
     return counts
+
+
+def _cases(store: Store, city: dict[str, LayerData], scale: float, seed: int) -> list[dict] | None:
+    """The case loop's recent history (gis.cases.demo), at the city's components, if the catalog has it."""
+    path = store.settings.server.layers_dir / "workflows" / "cases.yml"
+    if not path.is_file():
+        return None
+    workflow = Workflow.load(path)
+    if workflow.layer not in store.catalog:
+        return None
+    src = city["urban_components"]
+    columns, geoms, history = case_demo.generate(
+        workflow, src.geoms, src.columns["grid"], src.columns["street"], scale, seed
+    )
+    city[workflow.layer] = LayerData(np.asarray(geoms, dtype=object), columns)
+    return history
 
 
 def _load(store: Store, layer: Layer, data: LayerData, rng, progress: Progress | None) -> int:

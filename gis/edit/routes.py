@@ -203,13 +203,14 @@ class EditService:
         try:
             crs_uri = validate.content_crs(request.headers.get("content-crs"))
             document = validate.parse_json(body)
-            city = await run_in_threadpool(self._city_extent)
+            city = await run_in_threadpool(self.city_extent)
             check = validate.merge_patch if patch else validate.feature
             return check(document, layer, crs_uri, city, item_id)
         except validate.Invalid as err:
             raise Problem(err.status, str(err)) from None
 
-    def _city_extent(self) -> tuple[float, float, float, float] | None:
+    def city_extent(self) -> tuple[float, float, float, float] | None:
+        """The union of every layer's extent: where a new or moved feature must lie (a case too)."""
         meta = self.store.meta
         with self.store.engine.connect() as conn:
             rows = conn.execute(select(meta.c.minx, meta.c.miny, meta.c.maxx, meta.c.maxy)).all()
@@ -219,17 +220,7 @@ class EditService:
         return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
 
     async def _write(self, method, *args, **kwargs) -> EditResult:
-        try:
-            return await run_in_threadpool(method, *args, **kwargs)
-        except EditError as err:
-            code = {404: "NotFound", 403: "Forbidden", 412: "PreconditionFailed"}.get(err.status)
-            raise Problem(err.status, str(err), code) from None
-        except (OperationalError, DBAPIError) as err:
-            LOG.warning("edit failed in the store: %s", str(err).splitlines()[0])
-            raise Problem(
-                503, "the city store could not take the edit right now; nothing was written: retry shortly",
-                "ServiceUnavailable", {"Retry-After": "2"},
-            ) from None
+        return await write(method, *args, **kwargs)
 
     def _feature(self, layer: Layer, item_id: int) -> dict:
         row = self.writer.read(layer.id, item_id)
@@ -240,6 +231,21 @@ class EditService:
         properties = {k: json_value(v) for k, v in values.items() if k in shown}
         shape = json.loads(shapely.to_geojson(geometry))
         return {"type": "Feature", "id": item_id, "geometry": shape, "properties": properties}
+
+
+async def write(method, *args, what: str = "edit", **kwargs) -> EditResult:
+    """Run a FeatureWriter method off the loop; its refusals and a store away become problems."""
+    try:
+        return await run_in_threadpool(method, *args, **kwargs)
+    except EditError as err:
+        code = {404: "NotFound", 403: "Forbidden", 412: "PreconditionFailed"}.get(err.status)
+        raise Problem(err.status, str(err), code) from None
+    except (OperationalError, DBAPIError) as err:
+        LOG.warning("%s failed in the store: %s", what, str(err).splitlines()[0])
+        raise Problem(
+            503, f"the city store could not take the {what} right now; nothing was written: retry shortly",
+            "ServiceUnavailable", {"Retry-After": "2"},
+        ) from None
 
 
 def _audit(store: Store, edit: validate.Edit | None):

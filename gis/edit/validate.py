@@ -58,9 +58,11 @@ def content_crs(header: str | None) -> str:
 
 
 def feature(
-    body: object, layer: Layer, crs_uri: str, city: tuple[float, float, float, float] | None, item_id: int | None
+    body: object, layer: Layer, crs_uri: str, city: tuple[float, float, float, float] | None, item_id: int | None,
+    required: frozenset[str] | None = None,
 ) -> Edit:
-    """A whole feature (POST, PUT): a geometry and every required attribute."""
+    """A whole feature (POST, PUT): a geometry and every required attribute (or those of `required`,
+    where the server sets the rest, as for a reported case)."""
     if not isinstance(body, dict) or body.get("type") != "Feature":
         raise Invalid('the body must be a GeoJSON Feature: {"type": "Feature", "geometry": ..., "properties": {...}}')
     _same_id(body.get("id"), item_id)
@@ -71,7 +73,8 @@ def feature(
     if not isinstance(properties, dict):
         raise Invalid("properties must be a JSON object")
     values = _values(properties, layer, item_id)
-    missing = [a.name for a in layer.attributes if a.required and values.get(a.name) is None]
+    needed = required if required is not None else {a.name for a in layer.attributes if a.required}
+    missing = [a.name for a in layer.attributes if a.name in needed and values.get(a.name) is None]
     if missing:
         raise Invalid(f"required properties missing or null: {', '.join(missing)}")
     return Edit(geometry, values, repaired)

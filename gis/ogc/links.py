@@ -45,11 +45,13 @@ class Links:
         has_tiles: Callable[[str | None], bool] | None = None,
         pages: tuple[tuple[str, str], ...] = (),
         viewer: Callable[[str | None], str | None] | None = None,
+        services: tuple[tuple[str, str, Callable[[], bool]], ...] = (),
     ):
         self.base = base
         self.has_tiles = has_tiles or (lambda _collection: False)
         self.pages = pages
         self.viewer = viewer  # a collection's (None: the city's) map viewer page, if served (gis.web)
+        self.services = services  # OneMap's JSON services as (path, title, whether the caller may use it)
 
     def landing(self, document: dict) -> dict:
         base = self.base
@@ -66,6 +68,8 @@ class Links:
             ]
         links.append({"rel": "related", "type": JSON, "title": "Indicator registry (statistics)",
                       "href": f"{base}/stats/indicators"})
+        links += [{"rel": "related", "type": JSON, "title": title, "href": base + path}
+                  for path, title, usable in self.services if usable()]
         links += [{"rel": "related", "type": HTML, "title": title, "href": base + path} for path, title in self.pages]
         viewer = self.viewer(None) if self.viewer else None
         if viewer:

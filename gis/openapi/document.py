@@ -24,6 +24,7 @@ _TAGS = {
     "processes": "OGC API - Processes: aggregate, synchronously",
     "pages": "Pages for people: the wall, its embed snippet, the map viewers, and their assets",
     "operations": "Health, readiness and metrics, for probes and Prometheus",
+    "cases": "The case loop: report, transitions of the workflow, history (for roles that read cases)",
 }
 
 
@@ -44,12 +45,14 @@ class ApiDocument:
         aggregates: Iterable[str] = (),
         tile_service=None,
         edits: Callable[[dict, Principal], dict] | None = None,
+        cases: Callable[[Principal], dict[str, dict]] | None = None,
     ):
         self.catalog = catalog
         self.indicators = indicators
         self.aggregates = frozenset(aggregates)
         self.tile_service = tile_service
         self.edits = edits
+        self.cases = cases  # the case loop's paths for a principal (gis.cases.openapi)
         # the app's routes (set by the factory once assembled): families the app does not serve stay out
         self.routes: list = []
         self.version = onemap_version()
@@ -78,6 +81,8 @@ class ApiDocument:
         if self.served("/processes"):
             paths.update(services.processes(self.indicators))
         paths.update(services.operations())
+        if self.cases is not None and self.served("/cases"):
+            paths.update(self.cases(principal))
         if self.served("/wall"):
             paths.update(pages.wall())
         if self.served("/viewer") and self.tile_service is not None:
