@@ -7,18 +7,22 @@ code's strings, e.g. "vectorType"), so `ogrinfo OGCAPI:... -oo API=TILES` fails 
 dataset tileset, at `/tiles`), follows `tilesets-vector`, picks a tileset, follows `tiling-scheme`
 and the tile template, and reads the tiles of every level as one layer per zoom level.
 
-GDAL runs in a process of its own, as any outside client does: pyogrio's read keeps the GIL while
+As the public, staff and admin (the shipped roles; a key travels as GDAL's bearer token): staff and
+admin read the cameras, which the public is refused. GDAL runs in a process of its own, as any outside client does: pyogrio's read keeps the GIL while
 GDAL fetches, so in the test's process it would wait on a server that cannot answer.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 import httpx
 import pytest
+
+from tests.security_support import api_key, security_server
 
 pytest.importorskip("pyogrio")
 
@@ -41,40 +45,75 @@ print(json.dumps(out))
 """
 
 
-def gdal(url: str, level: int | None = None) -> dict:
+ROLES = ("public", "staff", "admin")
+
+
+@pytest.fixture(scope="module")
+def server(store):
+    """The app under the shipped roles: cameras are the staff's and the admin's, not the public's."""
+    with security_server(store) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=ROLES)
+def caller(request, store) -> tuple[str, dict]:
+    """(role, the headers its requests carry): GDAL sends the key as every request's bearer token."""
+    if request.param == "public":
+        return "public", {}
+    return request.param, {"Authorization": f"Bearer {api_key(store, request.param, subject=f'gdal-{request.param}')}"}
+
+
+def gdal(url: str, level: int | None = None, headers: dict | None = None) -> dict:
+    env = dict(os.environ)
+    if headers:
+        # GDAL's own bearer authentication (GDAL >= 3.9), as a user of ogrinfo would set it
+        env["GDAL_HTTP_AUTH"] = "BEARER"
+        env["GDAL_HTTP_BEARER"] = headers["Authorization"].removeprefix("Bearer ")
     done = subprocess.run(
         [sys.executable, "-c", _CLIENT, url, "" if level is None else str(level)],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True, text=True, timeout=240, env=env,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
 
-def test_gdal_reads_a_collections_features_from_its_vector_tiles(live_server):
-    collection = "key_places"
-    url = f"OGCAPI:{live_server}/collections/{collection}"
-    tileset = httpx.get(f"{live_server}/collections/{collection}/tiles/WorldCRS84Quad", timeout=30).json()
+def test_gdal_reads_a_collections_features_from_its_vector_tiles(server, caller):
+    role, headers = caller
+    # the cameras are the staff's and the admin's, not the public's
+    collection = "key_places" if role == "public" else "cameras"
+    url = f"OGCAPI:{server}/collections/{collection}"
+    tileset = httpx.get(f"{server}/collections/{collection}/tiles/WorldCRS84Quad", headers=headers, timeout=30).json()
     own = next(layer for layer in tileset["layers"] if layer["id"] == collection)
     # the first level that carries every point: above the layer's first level hexagons stand for
     # them, and its first three levels thin points to one per cell (tiles.generalise)
     level = int(own["minTileMatrix"]) + 3
-    read = gdal(url, level)
+    read = gdal(url, level, headers)
     assert f"Zoom level {level}" in read["layers"]
     # a point near a tile's edge is in its neighbour's buffer too: the same place, read twice
     points = {(round(x, 6), round(y, 6)) for x, y in read["points"]}
-    items = httpx.get(f"{live_server}/collections/{collection}/items", params={"f": "json", "limit": 10_000}, timeout=60).json()
+    items = httpx.get(f"{server}/collections/{collection}/items", params={"f": "json", "limit": 10_000},
+                      headers=headers, timeout=60).json()
     assert items["numberMatched"] == len(items["features"]) > 0
     expected = [tuple(f["geometry"]["coordinates"]) for f in items["features"]]
     # an MVT coordinate is quantised to 1/4096 of the tile's width
     tolerance = 360 / 2 ** (level + 1) / 4096
-    matched = {min(expected, key=lambda e: abs(e[0] - x) + abs(e[1] - y)) for x, y in points}
-    assert all(min(abs(e[0] - x) + abs(e[1] - y) for e in expected) <= 2 * tolerance for x, y in points)
-    assert len(matched) == len(expected)  # every place is in the tiles, none is missing
+
+    def near(x, y, places) -> bool:
+        return min(abs(px - x) + abs(py - y) for px, py in places) <= 2 * tolerance
+
+    assert all(near(x, y, expected) for x, y in points)  # nothing is in the tiles that is not in /items
+    assert all(near(x, y, points) for x, y in expected)  # and every place is in the tiles, none is missing
 
 
-def test_gdal_opens_the_dataset_tileset_of_the_whole_city(live_server):
-    read = gdal(f"OGCAPI:{live_server}/tiles", 9)
+def test_gdal_opens_the_dataset_tileset_of_the_whole_city(server, caller):
+    role, headers = caller
+    read = gdal(f"OGCAPI:{server}/tiles", 9, headers)
     assert "Zoom level 9" in read["layers"], read["layers"]
     # the city at level 9 (a few tiles): districts, streets and the hexagons of the point layers
     assert read["geometries"] > 20
     assert "mvt_id" in read["fields"]
+
+
+def test_gdal_is_refused_a_collection_its_role_may_not_read(server):
+    with pytest.raises(AssertionError, match="(?i)not|404"):
+        gdal(f"OGCAPI:{server}/collections/cameras", None)
