@@ -20,26 +20,22 @@ not at all, and of two transitions made from the same ETag exactly one wins.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 
-import shapely
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from gis.app import bodies
 from gis.app.problems import Problem
 from gis.cases import openapi
 from gis.cases.history import CaseHistory, iso
 from gis.cases.places import GridLookup
 from gis.cases.workflow import Action, Workflow
 from gis.edit import validate
-from gis.edit.routes import write
+from gis.edit.routes import read_body, stored_feature, write
 from gis.edit.writer import FeatureWriter
-from gis.features.query import json_value
 from gis.ogc.checks import ITEM_ID, Context
 from gis.security.principal import current
 from gis.storage.store import Store
@@ -269,10 +265,8 @@ class CaseService:
         """The case as a GeoJSON feature with the attributes the caller sees unmasked (the masked
         ones, as /collections/cases/items/{id} shows them, are left to that page)."""
         layer = self.store.catalog[self.layer_id]
-        _, values, geometry = self.writer.read(self.layer_id, case_id)
-        properties = {a.name: json_value(values.get(a.name)) for a, masked in current().attributes(layer) if not masked}
-        return {"type": "Feature", "id": case_id, "geometry": json.loads(shapely.to_geojson(geometry)),
-                "properties": properties}
+        shown = {a.name for a, masked in current().attributes(layer) if not masked}
+        return stored_feature(self.writer, layer, case_id, shown)
 
     def _case_no(self, now: dt.datetime, case_id: int) -> str:
         local = now.astimezone(self.workflow.working_time.zone)
@@ -292,11 +286,8 @@ class CaseService:
 
 def case_service(settings, store: Store, context: Context, edits, clock: Clock = utc_now) -> CaseService | None:
     """The loop of the workflow file, when there is one and its layer is in the catalog."""
-    path = settings.server.layers_dir / "workflows" / "cases.yml"
-    if not path.is_file():
-        return None
-    workflow = Workflow.load(path)
-    if workflow.layer not in store.catalog:
+    workflow = Workflow.for_catalog(settings.server.layers_dir, store.catalog)
+    if workflow is None:
         return None
     return CaseService(store, context, workflow, edits.writer, clock, edits.city_extent)
 
@@ -313,11 +304,7 @@ def _utc(moment: dt.datetime) -> dt.datetime:
 
 
 async def _json_body(request: Request, media_types: tuple[str, ...]):
-    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind not in media_types:
-        raise Problem(415, f"send the body as {' or '.join(media_types)}, not {kind or 'no Content-Type'}",
-                      "UnsupportedMediaType")
-    raw = await bodies.read_limited(request, bodies.MAX_BODY, f"the body is over {bodies.MAX_BODY} bytes")
+    raw = await read_body(request, media_types)
     try:
         return validate.parse_json(raw)
     except validate.Invalid as err:

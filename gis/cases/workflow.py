@@ -101,6 +101,15 @@ class Workflow(BaseModel):
         except Exception as err:  # the file is what the operator has to fix
             raise ValueError(f"{path}: {err}") from err
 
+    @classmethod
+    def for_catalog(cls, layers_dir: Path, catalog) -> "Workflow | None":
+        """The shipped place's workflow (layers_dir/workflows/cases.yml) when its layer is in the catalog."""
+        path = layers_dir / "workflows" / "cases.yml"
+        if not path.is_file():
+            return None
+        workflow = cls.load(path)
+        return workflow if workflow.layer in catalog else None
+
     # -- what the loop asks ------------------------------------------------------------------------
 
     @property

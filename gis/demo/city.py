@@ -311,11 +311,8 @@ def build_demo(store: Store, scale: float = 0.05, seed: int = 42, progress: Prog
 
 def _cases(store: Store, city: dict[str, LayerData], scale: float, seed: int) -> list[dict] | None:
     """The case loop's recent history (gis.cases.demo), at the city's components, if the catalog has it."""
-    path = store.settings.server.layers_dir / "workflows" / "cases.yml"
-    if not path.is_file():
-        return None
-    workflow = Workflow.load(path)
-    if workflow.layer not in store.catalog:
+    workflow = Workflow.for_catalog(store.settings.server.layers_dir, store.catalog)
+    if workflow is None:
         return None
     src = city["urban_components"]
     columns, geoms, history = case_demo.generate(

@@ -148,7 +148,7 @@ class EditService:
     async def create(self, request: Request) -> Response:
         layer = self.context.layer(request.path_params["collection_id"])
         access.require(layer, "create", item=False)
-        body = await _body(request, FEATURE_TYPES)
+        body = await read_body(request, FEATURE_TYPES)
         edit = await self._validated(request, layer, body, None, patch=False)
         access.require(layer, "create", edit.values, geometry=True, item=False)
         scope = access.area_scope(layer, self.store.tables[layer.id])
@@ -178,7 +178,7 @@ class EditService:
         if operation == "delete":
             await self._write(self.writer.delete, layer.id, item_id, if_match, scope=scope, on_write=_audit(self.store, None))
             return Response(status_code=204)
-        body = await _body(request, PATCH_TYPES if operation == "update" else FEATURE_TYPES)
+        body = await read_body(request, PATCH_TYPES if operation == "update" else FEATURE_TYPES)
         edit = await self._validated(request, layer, body, item_id, patch=operation == "update")
         if operation == "update":
             access.require(layer, "update", edit.values, geometry=edit.geometry is not None)
@@ -223,14 +223,19 @@ class EditService:
         return await write(method, *args, **kwargs)
 
     def _feature(self, layer: Layer, item_id: int) -> dict:
-        row = self.writer.read(layer.id, item_id)
-        if row is None:
-            return {"type": "Feature", "id": item_id, "geometry": None, "properties": {}}
-        _, values, geometry = row
         shown = access.writable_attributes(layer) & {a.name for a in layer.public_attributes}
-        properties = {k: json_value(v) for k, v in values.items() if k in shown}
-        shape = json.loads(shapely.to_geojson(geometry))
-        return {"type": "Feature", "id": item_id, "geometry": shape, "properties": properties}
+        return stored_feature(self.writer, layer, item_id, shown)
+
+
+def stored_feature(writer: FeatureWriter, layer: Layer, item_id: int, shown: set[str]) -> dict:
+    """A row as written, as a GeoJSON feature with the attributes in `shown` (the answer of a write)."""
+    row = writer.read(layer.id, item_id)
+    if row is None:
+        return {"type": "Feature", "id": item_id, "geometry": None, "properties": {}}
+    _, values, geometry = row
+    properties = {k: json_value(v) for k, v in values.items() if k in shown}
+    shape = json.loads(shapely.to_geojson(geometry))
+    return {"type": "Feature", "id": item_id, "geometry": shape, "properties": properties}
 
 
 async def write(method, *args, what: str = "edit", **kwargs) -> EditResult:
@@ -270,7 +275,8 @@ def _audit(store: Store, edit: validate.Edit | None):
     return record
 
 
-async def _body(request: Request, media_types: tuple[str, ...]) -> bytes:
+async def read_body(request: Request, media_types: tuple[str, ...]) -> bytes:
+    """The body of a write: 415 for another media type, 413 over MAX_BODY."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if kind not in media_types:
         raise Problem(415, f"send the body as {' or '.join(media_types)}, not {kind or 'no Content-Type'}", "UnsupportedMediaType")
